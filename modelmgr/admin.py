@@ -1,0 +1,330 @@
+"""Django admin: every registry table, searchable and filterable; audit is read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from modelmgr.exceptions import ModelmgrError
+from modelmgr.models import (
+    ApiToken,
+    ArtifactFile,
+    AuditEvent,
+    DownloadJob,
+    ModelVersion,
+    RegisteredModel,
+    Slot,
+    Tag,
+    UsageBucket,
+)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+class ModelVersionInline(admin.TabularInline):
+    model = ModelVersion
+    fields = ["version", "status", "framework", "size_bytes", "production_ready", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "task", "framework", "created_at"]
+    list_filter = ["task", "framework", "owner", "tags"]
+    search_fields = ["name", "description", "tags__name", "owner__username"]
+    autocomplete_fields = ["tags"]
+    inlines = [ModelVersionInline]
+
+
+class ArtifactFileInline(admin.TabularInline):
+    model = ArtifactFile
+    fields = ["path", "size", "sha256", "content_type", "is_primary"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = [
+        "ref_display",
+        "status",
+        "framework",
+        "size_bytes",
+        "production_ready",
+        "unsafe",
+        "trusted",
+        "created_at",
+    ]
+    list_filter = ["status", "framework", "production_ready", "unsafe", "trusted", "model__task"]
+    search_fields = ["model__name", "version", "description", "source_uri"]
+    readonly_fields = [
+        "content_hash",
+        "size_bytes",
+        "signature",
+        "inspection",
+        "unsafe",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [ArtifactFileInline]
+    list_select_related = ["model"]
+
+    @admin.display(description="version", ordering="model__name")
+    def ref_display(self, obj: ModelVersion) -> str:
+        return obj.ref
+
+
+@admin.register(ArtifactFile)
+class ArtifactFileAdmin(admin.ModelAdmin):
+    list_display = ["path", "version", "size", "sha256", "is_primary"]
+    list_filter = ["is_primary", "content_type"]
+    search_fields = ["path", "sha256", "version__model__name"]
+    readonly_fields = ["version", "path", "size", "sha256", "content_type", "is_primary"]
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "task",
+        "active_version",
+        "previous_version",
+        "canary_version",
+        "updated_at",
+    ]
+    list_filter = ["task"]
+    search_fields = ["name", "description"]
+    raw_id_fields = ["active_version", "previous_version", "canary_version"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "target_type",
+        "target",
+        "outcome_badge",
+        "duration_ms",
+    ]
+    list_filter = ["action", "target_type", "outcome", "actor"]
+    search_fields = ["target", "actor_label", "action", "error"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_badge(self, obj: AuditEvent):
+        colour = "#1a7f37" if obj.outcome == AuditEvent.Outcome.OK else "#cf222e"
+        return format_html('<b style="color:{}">{}</b>', colour, obj.outcome)
+
+    # Append-only: nobody adds, edits or deletes audit rows through the admin.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "scopes", "revoked", "created_at", "last_used_at"]
+    list_filter = ["revoked"]
+    search_fields = ["name", "user__username"]
+    readonly_fields = ["token_hash", "created_at", "last_used_at"]
+
+
+@admin.register(UsageBucket)
+class UsageBucketAdmin(admin.ModelAdmin):
+    list_display = ["minute", "slot_name", "version", "count", "errors", "min_ms", "max_ms"]
+    list_filter = ["slot_name"]
+    readonly_fields = [f.name for f in UsageBucket._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+# --- actions ----------------------------------------------------------------------
+# Each action calls the same service as the API and the pages (which audits it) and
+# reports the outcome per object as an admin message.
+
+
+def _label(request) -> str:
+    from modelmgr.audit import actor_label_for
+
+    return f"{actor_label_for(request.user)} (admin)"
+
+
+def _report(
+    modeladmin,
+    request,
+    done: list[str],
+    failed: list[str],
+    *,
+    ok: str = "Done",
+    refused: str = "Failed",
+) -> None:
+    """One success and one error message; each starts with a word (the admin capitalizes
+    the first letter, which would mangle a model name)."""
+    if done:
+        modeladmin.message_user(request, f"{ok}: " + "; ".join(done), messages.SUCCESS)
+    if failed:
+        modeladmin.message_user(request, f"{refused}: " + "; ".join(failed), messages.ERROR)
+
+
+@admin.action(description="Activate in its slot (slots whose task matches)")
+def activate_in_slot(modeladmin, request, queryset):
+    from modelmgr.deploy.services import slots_switch
+
+    assignments: dict[str, str] = {}
+    refused: list[str] = []
+    for version in queryset.select_related("model__owner"):
+        slots = list(Slot.objects.filter(task=version.model.task).values_list("name", flat=True))
+        if not slots:
+            refused.append(f"{version.ref}: no slot serves task {version.model.task!r}")
+        for slot in slots:
+            if slot in assignments:
+                refused.append(f"{version.ref}: slot {slot} already gets {assignments[slot]}")
+                continue
+            assignments[slot] = f"{version.model.owner.get_username()}/{version.ref}"
+    if refused:
+        _report(modeladmin, request, [], refused, refused="Nothing switched")
+        return
+    try:
+        slots_switch(assignments=assignments, actor=request.user, actor_label=_label(request))
+    except ModelmgrError as exc:
+        _report(modeladmin, request, [], [exc.detail], refused="Switch refused, no slot changed")
+        return
+    switched = [f"{slot} → {ref}" for slot, ref in assignments.items()]
+    _report(modeladmin, request, switched, [], ok="Switched")
+
+
+@admin.action(description="Validate (load test in the worker)")
+def validate_versions(modeladmin, request, queryset):
+    from modelmgr.deploy.validate import version_validate
+
+    done, failed = [], []
+    for version in queryset.select_related("model__owner"):
+        try:
+            outcome = version_validate(
+                version=version, actor=request.user, actor_label=_label(request)
+            )
+        except ModelmgrError as exc:
+            failed.append(f"{version.ref}: {exc.detail}")
+            continue
+        (done if outcome["ok"] else failed).append(outcome["detail"])
+    _report(modeladmin, request, done, failed, ok="Validated", refused="Validation failed")
+
+
+@admin.action(description="Verify hashes")
+def verify_hashes(modeladmin, request, queryset):
+    from modelmgr.ingest.services import version_verify
+
+    done, failed = [], []
+    for version in queryset.select_related("model__owner"):
+        result = version_verify(version=version, actor=request.user)
+        if result["ok"]:
+            done.append(f"{version.ref} ({len(result['files'])} file(s))")
+        else:
+            bad = ", ".join(f["path"] for f in result["files"] if not f["ok"])
+            failed.append(f"{version.ref} ({bad}), now in error")
+    _report(modeladmin, request, done, failed, ok="Hashes intact", refused="Integrity check failed")
+
+
+@admin.action(description="Archive")
+def archive_versions(modeladmin, request, queryset):
+    from modelmgr.registry.services import version_update
+
+    done, failed = [], []
+    for version in queryset.select_related("model__owner"):
+        try:
+            version_update(
+                version=version, actor=request.user, status="archived", actor_label=_label(request)
+            )
+            done.append(version.ref)
+        except ModelmgrError as exc:
+            failed.append(f"{version.ref}: {exc.detail}")
+    _report(modeladmin, request, done, failed, ok="Archived", refused="Not archived")
+
+
+@admin.action(description="Roll back to the previous version")
+def rollback_slots(modeladmin, request, queryset):
+    from modelmgr.deploy.services import slot_rollback
+
+    done, failed = [], []
+    for slot in queryset:
+        try:
+            slot_rollback(slot_name=slot.name, actor=request.user, actor_label=_label(request))
+            slot.refresh_from_db()
+            active = slot.active_version.ref if slot.active_version else "nothing"
+            done.append(f"{slot.name} → {active}")
+        except ModelmgrError as exc:
+            failed.append(f"{slot.name}: {exc.detail}")
+    _report(modeladmin, request, done, failed, ok="Rolled back", refused="Not rolled back")
+
+
+@admin.register(DownloadJob)
+class DownloadJobAdmin(admin.ModelAdmin):
+    """Imports from URLs; progress fields are the runner's, so they are read-only here.
+    Jobs are created from the Imports page or the API (the URL is checked there)."""
+
+    list_display = [
+        "id",
+        "model_name",
+        "version",
+        "state",
+        "bytes_done",
+        "bytes_total",
+        "owner",
+        "created_at",
+        "result_version",
+    ]
+    list_filter = ["state", "task"]
+    search_fields = ["model_name", "url", "owner__username", "sha256"]
+    readonly_fields = [f.name for f in DownloadJob._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.action(description="Cancel (queued or running imports)")
+def cancel_imports(modeladmin, request, queryset):
+    from modelmgr.imports.services import import_cancel
+
+    done, failed = [], []
+    for job in queryset:
+        try:
+            import_cancel(job=job, actor=request.user, actor_label=_label(request))
+            done.append(f"import {job.pk}")
+        except ModelmgrError as exc:
+            failed.append(exc.detail)
+    _report(modeladmin, request, done, failed, ok="Cancelled", refused="Not cancelled")
+
+
+@admin.action(description="Retry (failed or cancelled imports; resumes partial files)")
+def retry_imports(modeladmin, request, queryset):
+    from modelmgr.imports.services import import_retry
+
+    done, failed = [], []
+    for job in queryset:
+        try:
+            import_retry(job=job, actor=request.user, actor_label=_label(request))
+            done.append(f"import {job.pk}")
+        except ModelmgrError as exc:
+            failed.append(exc.detail)
+    _report(modeladmin, request, done, failed, ok="Queued again", refused="Not retried")
+
+
+ModelVersionAdmin.actions = [activate_in_slot, validate_versions, verify_hashes, archive_versions]
+SlotAdmin.actions = [rollback_slots]
+DownloadJobAdmin.actions = [cancel_imports, retry_imports]

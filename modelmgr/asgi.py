@@ -1,0 +1,35 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelmgr.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from modelmgr.asgi_limits import RejectOversizeBody  # noqa: E402
+from modelmgr.deploy.fastpath import PredictFastPath  # noqa: E402
+from modelmgr.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # The pages' CSS/JS (and the admin's) are served by the web process itself, also
+        # with DEBUG off: a self-hosted tool needs no separate static file server.
+        # Robots' bearer-token predictions skip Django's handler (modelmgr.deploy.fastpath).
+        "http": RejectOversizeBody(PredictFastPath(ASGIStaticFilesHandler(django_asgi_app))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
+
+# Import downloads run in the web process; starting the runner here resumes the jobs a
+# restart interrupted (MODELMGR_IMPORT_RUNNER=false turns it off).
+from modelmgr.imports.runner import imports_runner_ensure_started  # noqa: E402
+
+imports_runner_ensure_started()

@@ -1,0 +1,89 @@
+"""Start the web server (daphne) and the inference worker side by side; Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web process and the inference worker together (what `make run` starts)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-worker", action="store_true", help="start only the web process")
+
+    def handle(self, *args, host: str, port: int, no_worker: bool, **options):
+        worker_url = getattr(settings, "MODELMGR_WORKER_URL", "http://127.0.0.1:8001")
+        worker = urlsplit(worker_url)
+        python = sys.executable
+        commands = {
+            "web": [
+                python,
+                "-m",
+                "modelmgr.web_server",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "modelmgr.asgi:application",
+            ],
+        }
+        if not no_worker:
+            commands["worker"] = [
+                python,
+                "manage.py",
+                "runinference",
+                "--host",
+                worker.hostname or "127.0.0.1",
+                "--port",
+                str(worker.port or 8001),
+            ]
+        processes = {
+            name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()
+        }
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"modelmgr is starting: http://{host}:{port}/settings  (API docs: /api/v1/docs, "
+                f"admin: /admin/)" + ("" if no_worker else f"; worker at {worker_url}")
+            )
+        )
+        stopping = False
+
+        def stop(signum, frame):  # noqa: ARG001
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, proc in processes.items():
+                    code = proc.poll()
+                    if code is not None:
+                        self.stderr.write(f"{name} exited with status {code}; stopping the rest")
+                        exit_code = code or 1
+                        stopping = True
+                time.sleep(0.2)
+        finally:
+            for proc in processes.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for proc in processes.values():
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.stdout.write("modelmgr stopped")
+        if exit_code:
+            sys.exit(exit_code)

@@ -1,0 +1,239 @@
+"""modelmgr settings: everything comes from the environment, with embedded defaults.
+
+Embedded default: SQLite + local artifact folder + in-memory channel layer.
+DATABASE_URL switches to PostgreSQL, REDIS_URL to the Redis channel layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from modelmgr.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("MODELMGR_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("SECRET_KEY", "modelmgr-insecure-dev-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "ninja",
+    "modelmgr",
+    "inference",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "modelmgr.urls"
+ASGI_APPLICATION = "modelmgr.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -----------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_DEFAULT = not DATABASE_URL
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "modelmgr.sqlite3")),
+            "OPTIONS": {
+                # WAL keeps the worker's reads from blocking the web process's writes.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- channel layer --------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- storage --------------------------------------------------------------------
+ARTIFACT_ROOT = Path(env_str("MODELMGR_ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
+# Staging must sit on the same filesystem as ARTIFACT_ROOT so a finished upload
+# is committed with one rename, never a second copy.
+STAGING_ROOT = Path(env_str("MODELMGR_STAGING_ROOT", str(ARTIFACT_ROOT / ".staging")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": {
+        "BACKEND": env_str(
+            "MODELMGR_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+    },
+}
+
+# Every file upload is streamed to staging with its sha256 computed in the same pass.
+FILE_UPLOAD_HANDLERS = ["modelmgr.ingest.upload.StagingUploadHandler"]
+FILE_UPLOAD_TEMP_DIR = str(STAGING_ROOT)
+STAGING_ROOT.mkdir(parents=True, exist_ok=True)
+
+# --- ingest limits ----------------------------------------------------------------
+MODELMGR_MAX_UPLOAD_BYTES = env_int("MODELMGR_MAX_UPLOAD_BYTES", 20 * 1024**3)
+MODELMGR_ZIP_MAX_FILES = env_int("MODELMGR_ZIP_MAX_FILES", 10_000)
+MODELMGR_ZIP_MAX_TOTAL_BYTES = env_int("MODELMGR_ZIP_MAX_TOTAL_BYTES", 50 * 1024**3)
+MODELMGR_ZIP_MAX_RATIO = env_float("MODELMGR_ZIP_MAX_RATIO", 200.0)
+MODELMGR_STREAM_CHUNK_BYTES = env_int("MODELMGR_STREAM_CHUNK_BYTES", 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- auth -----------------------------------------------------------------------
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/settings"
+LOGOUT_REDIRECT_URL = "/login/"
+AUTH_PASSWORD_VALIDATORS = [] if EMBEDDED_DEFAULT else [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- imports (modelmgr.imports: models fetched from http(s) URLs) ---------------------
+# Hosts an import may fetch from (redirect targets included): exact names, "*.example.com"
+# for subdomains, or CIDRs; empty = any public host.
+MODELMGR_IMPORT_ALLOWED_HOSTS = env_list("MODELMGR_IMPORT_ALLOWED_HOSTS", [])
+# Private, loopback, link-local and CGNAT addresses are refused (SSRF) unless this is true
+# or the host (name, "*.suffix" or CIDR) is listed in ALLOWED_PRIVATE_HOSTS. Cloud
+# metadata addresses need an explicit ALLOWED_PRIVATE_HOSTS entry even then.
+MODELMGR_IMPORT_ALLOW_PRIVATE = env_bool("MODELMGR_IMPORT_ALLOW_PRIVATE", False)
+MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = env_list("MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS", [])
+MODELMGR_IMPORT_MAX_BYTES = env_int("MODELMGR_IMPORT_MAX_BYTES", MODELMGR_MAX_UPLOAD_BYTES)
+MODELMGR_IMPORT_MAX_REDIRECTS = env_int("MODELMGR_IMPORT_MAX_REDIRECTS", 5)
+# Start the background runner in the web process (off in tests: they drive it directly).
+MODELMGR_IMPORT_RUNNER = env_bool("MODELMGR_IMPORT_RUNNER", True)
+MODELMGR_IMPORT_CONCURRENCY = env_int("MODELMGR_IMPORT_CONCURRENCY", 2)
+# A running job whose heartbeat is older than this is taken over by another process (the
+# runner refreshes the heartbeats of its jobs every min(POLL, LEASE/4) seconds).
+MODELMGR_IMPORT_LEASE_SECONDS = env_float("MODELMGR_IMPORT_LEASE_SECONDS", 60.0)
+MODELMGR_IMPORT_POLL_SECONDS = env_float("MODELMGR_IMPORT_POLL_SECONDS", 5.0)
+MODELMGR_IMPORT_MAX_ATTEMPTS = env_int("MODELMGR_IMPORT_MAX_ATTEMPTS", 5)
+MODELMGR_IMPORT_RETRY_BACKOFF_SECONDS = env_float("MODELMGR_IMPORT_RETRY_BACKOFF_SECONDS", 2.0)
+MODELMGR_IMPORT_PROGRESS_INTERVAL = env_float("MODELMGR_IMPORT_PROGRESS_INTERVAL", 0.25)
+MODELMGR_IMPORT_CONNECT_TIMEOUT = env_float("MODELMGR_IMPORT_CONNECT_TIMEOUT", 10.0)
+MODELMGR_IMPORT_READ_TIMEOUT = env_float("MODELMGR_IMPORT_READ_TIMEOUT", 60.0)
+# Extra CA bundle (PEM) for internal servers; empty = the system's trust store.
+MODELMGR_IMPORT_CA_BUNDLE = env_str("MODELMGR_IMPORT_CA_BUNDLE")
+# Partial files of failed or cancelled imports are kept this long for a retry to resume.
+MODELMGR_IMPORT_PARTIAL_KEEP_HOURS = env_float("MODELMGR_IMPORT_PARTIAL_KEEP_HOURS", 24.0)
+
+# --- inference worker (inference/: `manage.py runinference`) ---------------------------
+# Where the web process reaches the worker; the worker binds MODELMGR_WORKER_HOST/PORT
+# (defaults taken from the URL) and, when set, a Unix socket as well.
+MODELMGR_WORKER_URL = env_str("MODELMGR_WORKER_URL", "http://127.0.0.1:8001")
+_worker_url = urlsplit(MODELMGR_WORKER_URL)
+MODELMGR_WORKER_HOST = env_str("MODELMGR_WORKER_HOST", _worker_url.hostname or "127.0.0.1")
+MODELMGR_WORKER_PORT = env_int("MODELMGR_WORKER_PORT", _worker_url.port or 8001)
+MODELMGR_WORKER_SOCKET = env_str("MODELMGR_WORKER_SOCKET")
+# "auto" (cuda:0 when CUDA really works, else cpu), "cpu" or "cuda:N".
+MODELMGR_WORKER_DEVICE = env_str("MODELMGR_WORKER_DEVICE", "auto")
+# Memory budget on CPU; 0 = half of the machine's RAM. On a GPU the device's memory is it.
+MODELMGR_WORKER_RAM_BUDGET_MB = env_int("MODELMGR_WORKER_RAM_BUDGET_MB", 0)
+# Fit estimate before a load: sum of artifact sizes x factor (or the version's min_vram_mb).
+MODELMGR_WORKER_MEMORY_FACTOR = env_float("MODELMGR_WORKER_MEMORY_FACTOR", 1.5)
+MODELMGR_LOAD_TIMEOUT_S = env_float("MODELMGR_LOAD_TIMEOUT_S", 120.0)
+MODELMGR_RECONCILE_INTERVAL_S = env_float("MODELMGR_RECONCILE_INTERVAL_S", 10.0)
+# The web process commits a switch only after the worker swapped: the reconciler leaves a
+# slot changed by /switch alone this long before the database's desired state wins again.
+MODELMGR_SWITCH_GRACE_S = env_float("MODELMGR_SWITCH_GRACE_S", 30.0)
+# A slot whose version failed to load is retried by the periodic reconcile after this long.
+MODELMGR_RECONCILE_RETRY_S = env_float("MODELMGR_RECONCILE_RETRY_S", 60.0)
+MODELMGR_WORKER_CACHE_DIR = Path(
+    env_str("MODELMGR_WORKER_CACHE_DIR", str(VAR_DIR / "worker-cache"))
+)
+MODELMGR_STATS_FLUSH_S = env_float("MODELMGR_STATS_FLUSH_S", 5.0)
+# Threads per ONNX Runtime / torch CPU op; 0 = 1 on small machines, 2 from 4 cores up.
+MODELMGR_WORKER_INTRA_OP_THREADS = env_int("MODELMGR_WORKER_INTRA_OP_THREADS", 0)
+# Models whose warm-up/average run is shorter than this run on the event loop itself
+# (no thread hop); slower ones run in MODELMGR_WORKER_INFER_THREADS threads.
+MODELMGR_WORKER_INLINE_MS = env_float("MODELMGR_WORKER_INLINE_MS", 1.0)
+MODELMGR_WORKER_INFER_THREADS = env_int("MODELMGR_WORKER_INFER_THREADS", 4)
+# Extra runtimes, "framework=dotted.path.Runtime,..." (merged over the built-in registry).
+MODELMGR_WORKER_RUNTIMES = env_list("MODELMGR_WORKER_RUNTIMES", [])
+
+# --- deploy (modelmgr/deploy: the web side of switching, slots, predict proxy, stats) ------
+# Connecting to the worker (loopback or a Unix socket) takes microseconds; a short connect
+# timeout turns a stopped worker into a quick 503 instead of a hanging request.
+MODELMGR_WORKER_CONNECT_TIMEOUT_S = env_float("MODELMGR_WORKER_CONNECT_TIMEOUT_S", 1.0)
+# Control calls (status, reconcile, load, unload).
+MODELMGR_WORKER_TIMEOUT_S = env_float("MODELMGR_WORKER_TIMEOUT_S", 10.0)
+# One inference through POST /api/v1/slots/{slot}/predict.
+MODELMGR_PREDICT_TIMEOUT_S = env_float("MODELMGR_PREDICT_TIMEOUT_S", 60.0)
+MODELMGR_PREDICT_MAX_BYTES = env_int("MODELMGR_PREDICT_MAX_BYTES", 256 * 1024**2)
+# Bearer-token predictions skip Django (modelmgr.deploy.fastpath); their tokens are looked
+# up once per this many seconds (a revocation elsewhere takes effect within it).
+MODELMGR_TOKEN_CACHE_S = env_float("MODELMGR_TOKEN_CACHE_S", 5.0)
+# Silence allowed on the /switch progress stream: the worker's load timeout plus a margin
+# (a load reports nothing while it runs).
+MODELMGR_SWITCH_STREAM_TIMEOUT_S = env_float(
+    "MODELMGR_SWITCH_STREAM_TIMEOUT_S", MODELMGR_LOAD_TIMEOUT_S + 30.0
+)
+# How long a switch waits for another one in progress before it is refused (409).
+MODELMGR_SWITCH_LOCK_TIMEOUT_S = env_float(
+    "MODELMGR_SWITCH_LOCK_TIMEOUT_S", MODELMGR_LOAD_TIMEOUT_S + 60.0
+)

@@ -1,0 +1,184 @@
+"""Content-addressed artifact store on Django's storage API.
+
+Bytes are addressed by their sha256: ``sha256/ab/cd/abcdef...``. Identical files are
+stored once. Writes stream in chunks into a local *staging* file with the hash computed
+in the same pass; a staged blob becomes visible only when ``commit`` moves it into the
+store (one rename on the local filesystem), so a failed ingest leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+
+from modelmgr.exceptions import IntegrityFailure, NotFound, UploadTooLarge
+
+
+def chunk_size() -> int:
+    return settings.MODELMGR_STREAM_CHUNK_BYTES
+
+
+def staging_dir() -> Path:
+    path = Path(settings.STAGING_ROOT)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class StagingWriter:
+    """Streams bytes to a staging file, hashing and counting in the same pass.
+
+    ``limit`` caps the size: exceeding it removes the file and raises UploadTooLarge.
+    """
+
+    def __init__(self, *, limit: int | None = None, suffix: str = ".part"):
+        self.limit = limit
+        self._hash = hashlib.sha256()
+        self.size = 0
+        fd, name = tempfile.mkstemp(dir=staging_dir(), prefix="stage-", suffix=suffix)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            self.abort()
+            raise UploadTooLarge(f"the file is larger than the {self.limit} byte limit")
+        self._hash.update(data)
+        self._file.write(data)
+
+    def finish(self) -> StagedBlob:
+        self._file.close()
+        return StagedBlob(path=self.path, sha256=self._hash.hexdigest(), size=self.size)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class StagedBlob:
+    """A fully written, hashed file in staging, not yet visible in the store."""
+
+    path: Path
+    sha256: str
+    size: int
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def stage_stream(chunks: Iterable[bytes], *, limit: int | None = None) -> StagedBlob:
+    writer = StagingWriter(limit=limit)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
+
+
+def stage_file(fileobj: BinaryIO, *, limit: int | None = None) -> StagedBlob:
+    size = chunk_size()
+    return stage_stream(iter(lambda: fileobj.read(size), b""), limit=limit)
+
+
+class ContentStore:
+    """The artifact store: ``commit`` staged blobs, ``open``/``verify``/``delete`` by sha256."""
+
+    def __init__(self, storage: Storage | None = None):
+        self.storage = storage or storages["artifacts"]
+
+    @staticmethod
+    def key(sha256: str) -> str:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def exists(self, sha256: str) -> bool:
+        return self.storage.exists(self.key(sha256))
+
+    def commit(self, staged: StagedBlob) -> bool:
+        """Move a staged blob into the store. Returns True when it was new.
+
+        On a local filesystem this is one rename (atomic: readers never see a partial
+        file); on other storages it streams the staged file through ``Storage.save``.
+        """
+        key = self.key(staged.sha256)
+        if self.storage.exists(key):
+            staged.discard()
+            return False
+        if isinstance(self.storage, FileSystemStorage):
+            target = Path(self.storage.path(key))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.path, target)
+            return True
+        with staged.path.open("rb") as fh:
+            self.storage.save(key, File(fh))
+        staged.discard()
+        return True
+
+    def open(self, sha256: str) -> BinaryIO:
+        key = self.key(sha256)
+        if not self.storage.exists(key):
+            raise NotFound(f"blob {sha256} is missing from the artifact store")
+        return self.storage.open(key, "rb")
+
+    def local_path(self, sha256: str) -> Path | None:
+        """Filesystem path of a blob when the storage is local, else None."""
+        try:
+            return Path(self.storage.path(self.key(sha256)))
+        except NotImplementedError:
+            return None
+
+    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield the bytes [start, end] (inclusive end, as HTTP Range) in chunks."""
+        size = chunk_size()
+        with self.open(sha256) as fh:
+            fh.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                data = fh.read(size if remaining is None else min(size, remaining))
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    def hash_of(self, sha256: str) -> tuple[str, int]:
+        """Re-read a blob and return its actual (sha256, size)."""
+        digest = hashlib.sha256()
+        total = 0
+        for chunk in self.iter_chunks(sha256):
+            digest.update(chunk)
+            total += len(chunk)
+        return digest.hexdigest(), total
+
+    def verify(self, sha256: str, size: int | None = None) -> None:
+        actual, actual_size = self.hash_of(sha256)
+        if actual != sha256 or (size is not None and actual_size != size):
+            raise IntegrityFailure(
+                f"blob {sha256} is corrupt: its bytes hash to {actual} ({actual_size} bytes)"
+            )
+
+    def delete(self, sha256: str) -> None:
+        self.storage.delete(self.key(sha256))
+
+
+def content_store() -> ContentStore:
+    return ContentStore()
+
+
+def new_staging_name(suffix: str = "") -> Path:
+    return staging_dir() / f"stage-{uuid.uuid4().hex}{suffix}"

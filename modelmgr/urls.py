@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from modelmgr.api.routes import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    # The browser pages (modelmgr/views/urls.py).
+    path("", include("modelmgr.views.urls")),
+]

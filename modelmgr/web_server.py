@@ -1,0 +1,153 @@
+"""The web process: daphne, with request bodies streamed from disk instead of memory.
+
+Daphne reads a request's whole body (already spooled to a temp file by twisted) into
+its unbounded asyncio input queue in one synchronous loop before the application can
+consume any of it (django/daphne#483, open), so a 1 GB model upload would cost 1 GB of
+RSS. ``FileBackedBodyQueue`` keeps only (offset, length) per chunk and reads the bytes
+back from twisted's temp file when Django asks for them: memory stays flat.
+
+The response side has the mirror problem: daphne writes every body chunk straight into
+twisted's unbounded send buffer, so a streamed 1 GB download to a slow client would sit
+in this process's memory. ``handle_reply`` below registers a push producer on the
+request and, after each chunk, waits until twisted says the socket has drained
+(``resumeProducing``): Django's streaming loop then runs at the client's pace.
+
+Run: ``python -m modelmgr.web_server -b 127.0.0.1 -p 8000 modelmgr.asgi:application``
+(the same arguments as ``daphne``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+
+BODY_CHUNK_BYTES = 1024 * 1024
+
+
+class _BodySlice:
+    __slots__ = ("offset", "length")
+
+    def __init__(self, offset: int, length: int):
+        self.offset = offset
+        self.length = length
+
+
+class FileBackedBodyQueue(asyncio.Queue):
+    """An input queue that stores request-body chunks as slices of the request's file."""
+
+    def __init__(self, content_file):
+        super().__init__()
+        self._content = content_file
+
+    def put_nowait(self, item):
+        body = item.get("body") if item.get("type") == "http.request" else None
+        if body:
+            # daphne has just read `body` from the content file: remember where it was.
+            item = {**item, "body": _BodySlice(self._content.tell() - len(body), len(body))}
+        super().put_nowait(item)
+
+    async def get(self):
+        item = await super().get()
+        body = item.get("body")
+        if isinstance(body, _BodySlice):
+            self._content.seek(body.offset)
+            item = {**item, "body": self._content.read(body.length)}
+        return item
+
+
+class _SendGate:
+    """A twisted IPushProducer that turns pause/resume into an awaitable asyncio event.
+
+    twisted's reactor runs on daphne's asyncio loop, so the callbacks and the waiter
+    share one thread.
+    """
+
+    def __init__(self):
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def pauseProducing(self):  # the socket's send buffer is full
+        self._open.clear()
+
+    def resumeProducing(self):  # it drained
+        self._open.set()
+
+    def stopProducing(self):  # the connection is gone: never leave a sender waiting
+        self._open.set()
+
+    async def wait(self) -> None:
+        await self._open.wait()
+
+
+class StreamingBodyServer(Server):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("request_buffer_size", BODY_CHUNK_BYTES)
+        super().__init__(*args, **kwargs)
+
+    def create_application(self, protocol, scope):
+        """daphne's create_application, with a file-backed queue for HTTP request bodies."""
+        assert "application_instance" not in self.connections[protocol]
+        content = getattr(protocol, "content", None) if scope.get("type") == "http" else None
+        input_queue = FileBackedBodyQueue(content) if content is not None else asyncio.Queue()
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return input_queue
+
+
+    async def handle_reply(self, protocol, message):
+        """daphne's handle_reply, then wait for the client to take the bytes."""
+        last_body = message.get("type") == "http.response.body" and not message.get("more_body")
+        if last_body:
+            self._release_gate(protocol)  # twisted wants producers gone before finish()
+        await super().handle_reply(protocol, message)
+        if message.get("type") == "http.response.body" and not last_body:
+            await self._drained(protocol)
+
+    async def _drained(self, protocol) -> None:
+        connection = self.connections.get(protocol)
+        if not connection or connection.get("disconnected") or not _writable(protocol):
+            return
+        gate = connection.get("send_gate")
+        if gate is None:
+            gate = connection["send_gate"] = _SendGate()
+            protocol.registerProducer(gate, True)
+        await gate.wait()
+
+    def protocol_disconnected(self, protocol):
+        super().protocol_disconnected(protocol)
+        gate = self.connections[protocol].get("send_gate")
+        if gate is not None:
+            gate.stopProducing()  # the sender is waiting on a socket that is gone
+
+    def _release_gate(self, protocol) -> None:
+        connection = self.connections.get(protocol) or {}
+        gate = connection.pop("send_gate", None)
+        if gate is not None and _writable(protocol) and protocol.producer is gate:
+            protocol.unregisterProducer()
+
+
+def _writable(protocol) -> bool:
+    finished = getattr(protocol, "finished", True)
+    return not finished and getattr(protocol, "channel", None) is not None
+
+
+class StreamingBodyCli(CommandLineInterface):
+    server_class = StreamingBodyServer
+
+
+def main() -> None:
+    StreamingBodyCli.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
