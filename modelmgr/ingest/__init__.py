@@ -1,0 +1,1 @@
+"""Ingest: uploads, zips, local imports -> detected, inspected, stored model versions."""

@@ -1,0 +1,77 @@
+"""Validate the descriptive fields a caller may set on a new version."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from modelmgr.exceptions import IngestRejected
+
+_TEXT_LIMITS = {"description": None, "python_version": 32, "quantization": 32}
+_NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss")
+ALLOWED_FIELDS = frozenset({*_TEXT_LIMITS, *_NUMBERS, "dependencies", "min_vram_mb",
+                            "production_ready", "metadata"})
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def clean_version_fields(fields: dict | None) -> dict[str, Any]:
+    """Return the fields ready for ModelVersion(**fields); 422 naming any bad field.
+
+    None values mean "not given" and are dropped.
+    """
+    if fields is None:
+        return {}
+    if not isinstance(fields, dict):
+        raise IngestRejected("fields must be an object")
+    unknown = sorted(set(fields) - ALLOWED_FIELDS)
+    if unknown:
+        raise IngestRejected(
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_FIELDS))}"
+        )
+    cleaned: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        cleaned[name] = _clean(name, value)
+    return cleaned
+
+
+def _clean(name: str, value: Any) -> Any:
+    if name in _TEXT_LIMITS:
+        if not isinstance(value, str):
+            raise IngestRejected(f"field {name} must be a string")
+        limit = _TEXT_LIMITS[name]
+        if limit is not None and len(value) > limit:
+            raise IngestRejected(f"field {name} must be at most {limit} characters")
+        return value
+    if name in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise IngestRejected(f"field {name} must be a number")
+        if not math.isfinite(value):
+            raise IngestRejected(f"field {name} must be a finite number")
+        if name != "train_loss" and value < 0:
+            raise IngestRejected(f"field {name} must not be negative")
+        return float(value)
+    if name == "min_vram_mb":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise IngestRejected("field min_vram_mb must be a non-negative integer")
+        return value
+    if name == "production_ready":
+        if not isinstance(value, bool):
+            raise IngestRejected("field production_ready must be true or false")
+        return value
+    if name == "dependencies":
+        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+            raise IngestRejected("field dependencies must be a list of strings")
+        return value
+    # metadata
+    if not isinstance(value, dict):
+        raise IngestRejected("field metadata must be a JSON object")
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise IngestRejected(f"field metadata is not JSON-serialisable: {exc}") from None
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise IngestRejected(f"field metadata is larger than {MAX_METADATA_BYTES} bytes")
+    return value

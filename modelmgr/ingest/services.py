@@ -1,0 +1,198 @@
+"""Ingest services: incoming bytes -> staged files -> an inspected, stored ModelVersion.
+
+Every interface (API, pages, admin, ``import_model``) calls these functions. Bytes are
+staged first (hashed while streaming), inspected without running untrusted code, and
+only committed into the content-addressed store inside the version's transaction; a
+failure at any step leaves no rows, no blobs and no staged files behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from modelmgr.audit import audit_record
+from modelmgr.exceptions import BadPath, IngestRejected, IntegrityFailure, NotFound, VersionConflict
+from modelmgr.ingest.detect import detect_version
+from modelmgr.ingest.fields import clean_version_fields
+from modelmgr.ingest.incoming import IncomingFile, discard_incoming
+from modelmgr.ingest.inspection import inspect_version
+from modelmgr.ingest.paths import clean_relative_path
+from modelmgr.ingest.sources import incoming_from_local_path, incoming_from_upload
+from modelmgr.models import (
+    ArtifactFile,
+    AuditEvent,
+    ModelVersion,
+    RegisteredModel,
+    VersionStatus,
+    version_validator,
+)
+from modelmgr.storage import content_store
+
+__all__ = ["IncomingFile", "discard_incoming", "incoming_from_local_path",
+           "incoming_from_upload", "version_create", "version_verify"]
+AUDITED_FILES = 100
+
+
+def version_create(*, model: RegisteredModel, actor, files: list[IncomingFile],
+                   version: str | None = None, framework: str | None = None,
+                   primary_path: str | None = None, fields: dict | None = None,
+                   source_uri: str = "", actor_label: str | None = None) -> ModelVersion:
+    """Create a version of ``model`` from staged files.
+
+    1. Validate ``version`` (or assign 1 + the highest integer version later), the
+       fields, and the files (clean unique paths, none empty).
+    2. Detect the framework and primary file; inspect (errors -> IngestRejected).
+    3. In one transaction: lock the model row, refuse a duplicate version (409),
+       create the version and its ArtifactFile rows, set the model's framework if
+       empty, audit, and commit the staged blobs into the store (last, so only the
+       COMMIT itself can fail after them).
+    4. On failure delete the blobs this call newly created that nothing references.
+       The staged files are removed in every case.
+    """
+    try:
+        return _version_create(model=model, actor=actor, files=files, version=version,
+                               framework=framework, primary_path=primary_path, fields=fields,
+                               source_uri=source_uri, actor_label=actor_label)
+    finally:
+        discard_incoming(files)
+
+
+def _version_create(*, model, actor, files, version, framework, primary_path, fields,
+                    source_uri, actor_label) -> ModelVersion:
+    cleaned_fields = clean_version_fields(fields)
+    if version is not None:
+        _validate_version(model, version)
+    if len(source_uri) > 2000:
+        raise IngestRejected("source_uri must be at most 2000 characters")
+    _validate_files(files)
+    detection = detect_version(files, framework=framework, primary_path=primary_path)
+    signature, inspection = inspect_version(detection, files)
+    lines = sorted(f"{f.path}\0{f.staged.sha256}\n" for f in files)
+    content_hash = hashlib.sha256("".join(lines).encode()).hexdigest()
+    store = content_store()
+    created_blobs: list[str] = []
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    number = version
+    try:
+        with transaction.atomic():
+            locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+            number = version if version is not None else _next_version(locked)
+            if locked.versions.filter(version=number).exists():
+                raise VersionConflict(f"model {locked.name} already has version {number}")
+            created = ModelVersion.objects.create(
+                model=locked, version=number, status=VersionStatus.AVAILABLE,
+                framework=detection.framework, content_hash=content_hash,
+                size_bytes=sum(f.staged.size for f in files), signature=signature,
+                inspection=inspection, unsafe=detection.unsafe, source_uri=source_uri,
+                created_by=user, **cleaned_fields,
+            )
+            ArtifactFile.objects.bulk_create([
+                ArtifactFile(version=created, path=f.path, size=f.staged.size,
+                             sha256=f.staged.sha256, content_type=_content_type(f.path),
+                             is_primary=f.path == detection.primary_path)
+                for f in files
+            ])
+            if not locked.framework:
+                locked.framework = detection.framework
+                locked.save(update_fields=["framework", "updated_at"])
+            audit_record(actor=actor, actor_label=actor_label, action="version.create",
+                         target_type="version", target=created.ref,
+                         after=_audit_after(created, detection.primary_path, files))
+            for incoming in files:
+                if store.commit(incoming.staged):
+                    created_blobs.append(incoming.staged.sha256)
+    except IntegrityError:
+        # The unique constraint caught a version created concurrently with this one.
+        _delete_unreferenced(store, created_blobs)
+        raise VersionConflict(f"model {model.name} already has version {number}") from None
+    except BaseException:
+        _delete_unreferenced(store, created_blobs)
+        raise
+    model.framework = locked.framework
+    return created
+
+
+def _validate_version(model: RegisteredModel, version: str) -> None:
+    try:
+        version_validator(version)
+    except ValidationError as exc:
+        raise IngestRejected(f"invalid version {version!r}: {' '.join(exc.messages)}") from None
+    if model.versions.filter(version=version).exists():
+        raise VersionConflict(f"model {model.name} already has version {version}")
+
+
+def _validate_files(files: list[IncomingFile]) -> None:
+    if not files:
+        raise IngestRejected("a version needs at least one file")
+    seen: set[str] = set()
+    for incoming in files:
+        if clean_relative_path(incoming.path) != incoming.path:
+            raise BadPath(f"path {incoming.path!r} is not normalised")
+        if incoming.path in seen:
+            raise IngestRejected(f"file {incoming.path!r} is given more than once")
+        seen.add(incoming.path)
+        if incoming.staged.size == 0:
+            raise IngestRejected(f"file {incoming.path!r} is empty")
+    for path in seen:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in seen:
+                raise IngestRejected(f"{'/'.join(parts[:depth])!r} is both a file and a folder")
+
+
+def _next_version(model: RegisteredModel) -> str:
+    numbers = [int(v) for v in model.versions.values_list("version", flat=True)
+               if v.isascii() and v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def _content_type(path: str) -> str:
+    guessed, _ = mimetypes.guess_type(path, strict=False)
+    return (guessed or "application/octet-stream")[:128]
+
+
+def _audit_after(version: ModelVersion, primary: str, files: list[IncomingFile]) -> dict:
+    return {
+        "version": version.ref, "framework": version.framework, "primary": primary,
+        "unsafe": version.unsafe, "content_hash": version.content_hash,
+        "size_bytes": version.size_bytes, "file_count": len(files),
+        "files": [{"path": f.path, "sha256": f.staged.sha256, "size": f.staged.size}
+                  for f in sorted(files, key=lambda f: f.path)[:AUDITED_FILES]],
+    }
+
+
+def _delete_unreferenced(store, shas: list[str]) -> None:
+    for sha in shas:
+        if not ArtifactFile.objects.filter(sha256=sha).exists():
+            store.delete(sha)
+
+
+def version_verify(*, version: ModelVersion, actor) -> dict:
+    """Re-hash every file of ``version``; a mismatch puts the version in error (audited)."""
+    store = content_store()
+    results = []
+    for artifact in version.files.order_by("path"):
+        try:
+            store.verify(artifact.sha256, artifact.size)
+            results.append({"path": artifact.path, "ok": True, "detail": ""})
+        except (IntegrityFailure, NotFound) as exc:
+            results.append({"path": artifact.path, "ok": False, "detail": exc.detail})
+    failed = [r for r in results if not r["ok"]]
+    reason = "; ".join(f"{r['path']}: {r['detail']}" for r in failed)
+    with transaction.atomic():
+        before = {"status": version.status}
+        if failed:
+            version.status = VersionStatus.ERROR
+            version.error = f"integrity check failed: {reason}"
+            version.save(update_fields=["status", "error", "updated_at"])
+        audit_record(
+            actor=actor, action="version.verify", target_type="version", target=version.ref,
+            before=before, after={"ok": not failed, "failed": [r["path"] for r in failed]},
+            outcome=AuditEvent.Outcome.ERROR if failed else AuditEvent.Outcome.OK,
+            error=reason,
+        )
+    return {"ok": not failed, "files": results}
