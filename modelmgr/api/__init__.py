@@ -1,0 +1,1 @@
+"""The JSON API: one NinjaAPI assembling one Router per resource (see api/routes.py)."""

@@ -1,0 +1,41 @@
+"""Assemble the routers into the one NinjaAPI served at /api/v1/."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI
+
+from modelmgr.api import health
+from modelmgr.api import imports as imports_api
+from modelmgr.api import models as models_api
+from modelmgr.api import versions as versions_api
+from modelmgr.api.auth import API_AUTH
+from modelmgr.api.errors import install_error_handlers
+
+api = NinjaAPI(
+    title="modelmgr API",
+    version="1",
+    description="Model registry and hot-swapping inference server.",
+    auth=API_AUTH,
+    urls_namespace="api",
+)
+install_error_handlers(api)
+api.add_router("/", health.router)
+api.add_router("/", models_api.router)
+api.add_router("/", versions_api.router)
+api.add_router("/", versions_api.resolve_router)
+api.add_router("/", imports_api.router)
+
+# --- deploy: slots, switch, predict, stats, status (modelmgr/deploy)
+from modelmgr.api import predict as predict_api  # noqa: E402
+from modelmgr.api import slots as slots_api  # noqa: E402
+from modelmgr.api import stats as stats_api  # noqa: E402
+from modelmgr.api import status as status_api  # noqa: E402
+from modelmgr.api import switch as switch_api  # noqa: E402
+from modelmgr.api.errors import install_deploy_error_handlers  # noqa: E402
+
+install_deploy_error_handlers(api)
+api.add_router("/", slots_api.router)
+api.add_router("/", switch_api.router)
+api.add_router("/", predict_api.router)
+api.add_router("/", stats_api.router)
+api.add_router("/", status_api.router)

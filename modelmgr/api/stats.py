@@ -1,0 +1,66 @@
+"""/stats: usage per slot and version from the worker's per-minute buckets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from modelmgr.deploy.stats import stats_aggregate
+
+router = Router(tags=["stats"])
+
+
+class StatsFilters(Schema):
+    slot: str | None = None
+    model: str | None = Field(None, description="name or owner/name")
+    version: str | None = Field(None, description="version of `model`, or name@version")
+    since: str | None = Field(
+        None, description="ISO 8601 time or a duration back from now: 15m, 24h, 7d (default 24h)"
+    )
+
+
+class Summary(Schema):
+    count: int
+    errors: int
+    error_rate: float
+    min_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None = Field(description="over successful requests")
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    last_used: datetime | None
+
+
+class GroupOut(Summary):
+    slot: str
+    version_id: int
+    ref: str | None
+    owner: str | None
+
+
+class MinuteOut(Schema):
+    minute: datetime
+    count: int
+    errors: int
+    mean_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class StatsOut(Schema):
+    since: datetime
+    until: datetime
+    totals: Summary
+    groups: list[GroupOut] = Field(description="one per (slot, version)")
+    series: list[MinuteOut] = Field(description="per minute with traffic, oldest first")
+
+
+@router.get("/stats", response=StatsOut, summary="Usage: counts, errors, latency percentiles")
+def stats(request: HttpRequest, filters: Query[StatsFilters]):
+    """Aggregates the per-minute usage the worker flushes (every few seconds) for the
+    versions you can see. Percentiles come from summed latency histograms."""
+    return stats_aggregate(user=request.user, **filters.dict())

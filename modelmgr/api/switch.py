@@ -1,0 +1,99 @@
+"""/switch: make several slots serve new versions at once, all or nothing."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+from pydantic import Field
+
+from modelmgr.api.auth import request_actor_label
+from modelmgr.deploy.errors import SlotErrors
+from modelmgr.deploy.switch import slots_switch
+
+router = Router(tags=["slots"])
+
+
+class SlotSwitchOut(Schema):
+    ref: str | None = Field(description="name@version now served (null: nothing)")
+    previous: str | None = Field(description="name@version served before")
+    version_id: int | None
+    load_ms: float
+    warmup_ms: float
+    unchanged: bool = Field(description="the slot already served this version; not touched")
+
+
+class SwitchOut(Schema):
+    switch_id: str
+    ok: bool
+    slots: dict[str, SlotSwitchOut]
+    swap_ms: float = Field(description="worker time from validation to the routing swap")
+    total_ms: float = Field(description="whole request, commit included")
+
+
+class SwitchError(Schema):
+    detail: str
+    slots: dict[str, str] = Field(description="slot -> cause")
+
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "null"]},
+                    "description": "slot -> name@version, owner/name@version, bare name (newest "
+                    "available) or null (stop serving)",
+                },
+                "example": {"detector": "yolo-v8-small@1.1", "policy": "walk@3"},
+            }
+        },
+    }
+}
+
+
+def _assignments(request: HttpRequest) -> dict[str, str | None]:
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SlotErrors(f"the body is not JSON: {exc}", status=422) from None
+    if not isinstance(body, dict) or not body:
+        raise SlotErrors(
+            'send a JSON object of slot -> "name@version", e.g. {"detector": "yolo@1.1"}',
+            status=422,
+        )
+    return body
+
+
+@router.post(
+    "/switch",
+    response={
+        200: SwitchOut,
+        403: SwitchError,
+        404: SwitchError,
+        409: SwitchError,
+        422: SwitchError,
+        503: SwitchError,
+    },
+    summary="Switch slots to versions, all or nothing",
+    openapi_extra=_BODY_DOC,
+)
+def switch(request: HttpRequest):
+    """Load and warm up every requested version in the worker, swap them in at once, then
+    record the new desired state. On any failure nothing changes, the old versions keep
+    serving, and the answer names the cause per slot (``slots``): 404/403/422/409 for a
+    refused request or a failed load, 503 when the worker is down or died mid-switch.
+    Progress is pushed to /ws/events/ as ``switch.progress``.
+
+    Staff (or users with the change_slot permission) may switch anything they see;
+    others only slots whose current and new versions they own.
+    """
+    result = slots_switch(
+        assignments=_assignments(request),
+        actor=request.user,
+        actor_label=request_actor_label(request),
+    )
+    return result.as_dict()

@@ -1,0 +1,173 @@
+"""/models/{name}/versions: upload, list, show, change, delete, download and verify versions.
+
+Also /versions/{ref}: resolve ``name@version`` (or bare ``name``: newest available).
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import File, Form, Query, Router, Schema, Status
+from ninja.files import UploadedFile
+from pydantic import Field
+
+from modelmgr.api.auth import request_actor_label
+from modelmgr.api.schemas import (
+    FileOut,
+    VerifyOut,
+    VersionOut,
+    VersionPage,
+    VersionPatch,
+    VersionUploadForm,
+)
+from modelmgr.exceptions import NotFound
+from modelmgr.models import ModelVersion
+from modelmgr.registry import download, selectors, services
+from modelmgr.registry.pagination import MAX_LIMIT
+
+router = Router(tags=["versions"])
+
+BASE = "/models/{name}/versions"
+ONE = BASE + "/{version}"
+
+
+class VersionFilters(Schema):
+    status: str | None = None
+    owner: str | None = Field(None, description="username, when staff see several models")
+    cursor: str | None = None
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+
+
+def _version(request: HttpRequest, name: str, version: str, owner: str | None) -> ModelVersion:
+    model = selectors.model_get(user=request.user, name=name, owner=owner)
+    return selectors.version_get(user=request.user, model=model, version=version)
+
+
+def _reread(request: HttpRequest, version: ModelVersion) -> ModelVersion:
+    return selectors.version_queryset(user=request.user).get(pk=version.pk)
+
+
+@router.post(BASE, response={201: VersionOut}, summary="Upload a version (multipart)")
+def upload_version(
+    request: HttpRequest, name: str, file: File[UploadedFile], form: Form[VersionUploadForm]
+):
+    """Upload ``file`` (a model file or a zip) as a new version of ``name``.
+
+    The model is registered in the caller's namespace on its first upload (task,
+    tags and description come from the form). Nothing is kept when the upload fails.
+    """
+    from modelmgr.ingest.services import incoming_from_upload
+    from modelmgr.registry.uploads import version_upload
+
+    fields = form.fields()  # malformed JSON: 422 before anything is staged for ingest
+    tags = form.tag_list()
+    incoming = incoming_from_upload(file, path=form.path, archive=form.archive)
+    version = version_upload(
+        actor=request.user,
+        name=name,
+        owner=form.owner,
+        files=incoming,
+        task=form.task,
+        tags=tags,
+        version=form.version,
+        framework=form.framework,
+        primary_path=form.primary_path,
+        fields=fields,
+        source_uri="",
+        actor_label=request_actor_label(request),
+    )
+    return Status(201, _reread(request, version))
+
+
+@router.get(BASE, response=VersionPage, summary="List a model's versions (newest first)")
+def list_versions(request: HttpRequest, name: str, filters: Query[VersionFilters]):
+    model = selectors.model_get(user=request.user, name=name, owner=filters.owner)
+    page = selectors.version_list(
+        user=request.user,
+        model=model,
+        status=filters.status,
+        cursor=filters.cursor,
+        limit=filters.limit,
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get(ONE, response=VersionOut, summary="Show a version")
+def get_version(request: HttpRequest, name: str, version: str, owner: str | None = None):
+    return _version(request, name, version, owner)
+
+
+@router.patch(ONE, response=VersionOut, summary="Change metadata, archive or unarchive")
+def update_version(
+    request: HttpRequest,
+    name: str,
+    version: str,
+    payload: VersionPatch,
+    owner: str | None = None,
+):
+    found = _version(request, name, version, owner)
+    changes = payload.dict(exclude_unset=True)
+    status = changes.pop("status", None)
+    updated = services.version_update(
+        version=found,
+        actor=request.user,
+        fields=changes,
+        status=status,
+        actor_label=request_actor_label(request),
+    )
+    return _reread(request, updated)
+
+
+@router.delete(ONE, response={204: None}, summary="Delete a version (not while a slot serves it)")
+def delete_version(request: HttpRequest, name: str, version: str, owner: str | None = None):
+    found = _version(request, name, version, owner)
+    services.version_delete(
+        version=found, actor=request.user, actor_label=request_actor_label(request)
+    )
+    return Status(204, None)
+
+
+@router.get(ONE + "/files", response=list[FileOut], summary="List a version's files")
+def list_files(request: HttpRequest, name: str, version: str, owner: str | None = None):
+    return list(_version(request, name, version, owner).files.all())
+
+
+@router.get(
+    ONE + "/files/{path:path}",
+    summary="Download one file (supports Range, If-Range, If-None-Match)",
+    response={200: None, 206: None, 304: None, 416: None},
+)
+def download_file(
+    request: HttpRequest, name: str, version: str, path: str, owner: str | None = None
+):
+    found = _version(request, name, version, owner)
+    artifact = next((f for f in found.files.all() if f.path == path), None)
+    if artifact is None:
+        raise NotFound(f"{found.ref} has no file {path!r}")
+    return download.file_response(request, artifact)
+
+
+@router.get(ONE + "/download", summary="Download the whole version as a streamed zip")
+def download_zip(request: HttpRequest, name: str, version: str, owner: str | None = None):
+    return download.zip_response(request, _version(request, name, version, owner))
+
+
+@router.post(
+    ONE + "/verify", response=VerifyOut, summary="Re-hash every stored file against its sha256"
+)
+def verify_version(request: HttpRequest, name: str, version: str, owner: str | None = None):
+    from modelmgr.ingest.services import version_verify
+
+    found = _version(request, name, version, owner)
+    return version_verify(version=found, actor=request.user)
+
+
+resolve_router = Router(tags=["versions"])
+
+
+@resolve_router.get(
+    "/versions/{path:ref}",
+    response=VersionOut,
+    summary="Resolve name@version, owner/name@version, or bare name (newest available)",
+)
+def resolve_version(request: HttpRequest, ref: str):
+    return selectors.version_resolve(user=request.user, ref=ref)

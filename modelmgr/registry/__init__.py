@@ -1,0 +1,1 @@
+"""The registry: models, versions, tokens (services and selectors)."""

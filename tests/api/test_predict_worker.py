@@ -1,0 +1,88 @@
+"""/api/v1/slots/{slot}/predict through a real worker: JSON, .npy and safetensors bodies,
+the worker's errors passed through with their status."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load as safetensors_load
+from safetensors.numpy import save as safetensors_save
+
+from tests.deploy.live import live_worker, predict
+from tests.inference.support import make_slot, onnx_version
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def clf_slot(owner, model_files, tmp_path):
+    version = onnx_version(owner, model_files, tmp_path, name="clf", version="1")
+    make_slot("clf", version, task="classifier")
+    make_slot("empty", None)
+    return version
+
+
+def raw(api, body: bytes, content_type: str, **extra):
+    return api.generic(
+        "POST", "/api/v1/slots/clf/predict", body, content_type=content_type, **extra
+    )
+
+
+def test_json_prediction_names_the_model_and_its_latency(api, settings, clf_slot):
+    with live_worker(settings):
+        response = predict(api, "clf", {"x": [[1, 2, 3, 4], [5, 6, 7, 8]]})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["model"] == "clf@1" and body["version_id"] == clf_slot.pk
+    assert body["latency_ms"] >= 0
+    assert np.asarray(body["outputs"]["y"]).shape == (2, 2)
+
+
+def test_read_only_token_gets_a_prediction(client, read_only_token, settings, clf_slot):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {read_only_token}"
+    with live_worker(settings):
+        assert predict(client, "clf").status_code == 200
+
+
+def test_npy_body_is_passed_through(api, settings, clf_slot):
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((3, 4), dtype=np.float32))
+    with live_worker(settings):
+        response = raw(api, buffer.getvalue(), "application/x-npy")
+    assert response.status_code == 200, response.content
+    assert np.asarray(response.json()["outputs"]["y"]).shape == (3, 2)
+
+
+def test_safetensors_in_and_out(api, settings, clf_slot):
+    body = safetensors_save({"x": np.ones((1, 4), dtype=np.float32)})
+    with live_worker(settings):
+        response = raw(
+            api, body, "application/x-safetensors", HTTP_ACCEPT="application/x-safetensors"
+        )
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/x-safetensors"
+    assert response["X-Model"] == "clf@1"
+    assert safetensors_load(response.content)["y"].shape == (1, 2)
+
+
+def test_bad_inputs_are_the_workers_422_naming_the_input(api, settings, clf_slot):
+    with live_worker(settings):
+        response = predict(api, "clf", {"x": [[1, 2, 3]]})
+    assert response.status_code == 422
+    assert "input 'x' expects shape [batch, 4]" in response.json()["detail"]
+
+
+def test_slot_that_serves_nothing_is_the_workers_404(api, settings, clf_slot):
+    with live_worker(settings):
+        response = predict(api, "empty")
+    assert response.status_code == 404
+    assert "empty" in response.json()["detail"]
+
+
+def test_json_labelled_as_plain_text_works_like_curl_d(api, settings, clf_slot):
+    body = json.dumps({"inputs": {"x": [[1, 2, 3, 4]]}}).encode()
+    with live_worker(settings):
+        assert raw(api, body, "text/plain").status_code == 200
