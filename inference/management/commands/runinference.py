@@ -1,0 +1,80 @@
+"""`manage.py runinference`: the inference worker (data plane).
+
+Holds the models, serves /infer, and converges to the database's desired state: restore
+on start, a reconcile after each nudge and periodically. SIGTERM/SIGINT set the shutdown
+flag: the server stops accepting, requests in flight finish, usage is flushed, models are
+unloaded, and the process exits 0 (a second SIGINT forces the exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from inference.serve import build_server
+from inference.server import WorkerApp
+from inference.worker import Worker
+
+log = logging.getLogger("inference")
+
+
+class Command(BaseCommand):
+    help = "Run the inference worker: hold models, serve inference, hot-swap slots."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--host", default=None, help="TCP address (default MODELMGR_WORKER_HOST)"
+        )
+        parser.add_argument(
+            "--port", type=int, default=None, help="TCP port (default MODELMGR_WORKER_PORT)"
+        )
+        parser.add_argument(
+            "--socket",
+            default=None,
+            help="also listen on this Unix socket (default MODELMGR_WORKER_SOCKET)",
+        )
+        parser.add_argument("--no-tcp", action="store_true", help="listen on the Unix socket only")
+
+    def handle(self, *args, host=None, port=None, socket=None, no_tcp=False, **options):
+        self.shutdown = False
+        self.worker = Worker()
+        self.app = WorkerApp(self.worker)
+        socket_path = socket or settings.MODELMGR_WORKER_SOCKET or None
+        if no_tcp and not socket_path:
+            raise SystemExit("--no-tcp needs --socket (or MODELMGR_WORKER_SOCKET)")
+        host = host or settings.MODELMGR_WORKER_HOST
+        port = None if no_tcp else (settings.MODELMGR_WORKER_PORT if port is None else port)
+        self.server, sockets = build_server(self.app, host=host, port=port, socket_path=socket_path)
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        self.worker.start()
+        where = [f"http://{host}:{port}"] if port is not None else []
+        where += [f"unix:{socket_path}"] if socket_path else []
+        log.info(
+            "inference worker %s on %s (device %s: %s)",
+            self.worker.worker_id,
+            " and ".join(where),
+            self.worker.device.device,
+            self.worker.device.name,
+        )
+        self.serve(sockets)
+        self.stop()
+
+    def on_signal(self, signum, frame):  # noqa: ARG002
+        if self.shutdown and signum == signal.SIGINT:
+            self.server.force_exit = True
+        self.shutdown = True
+        self.server.should_exit = True
+
+    def serve(self, sockets) -> None:
+        """Serve until the shutdown flag: uvicorn then stops accepting and lets the
+        responses in progress (streamed switches included) finish."""
+        self.server.run(sockets=sockets)
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.app.close()
+        log.info("inference worker %s stopped", self.worker.worker_id)

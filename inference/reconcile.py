@@ -1,0 +1,102 @@
+"""Converge the routing table to the database's desired state (Slot.active_version).
+
+Runs on start (restore after a restart or crash), after a nudge and periodically. The
+web process commits a switch only after the worker swapped, so a slot that a /switch
+changed within MODELMGR_SWITCH_GRACE_S is left alone; after that the database wins (a web
+process that crashed before committing gets its slot put back).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from inference.switch import switch_apply
+from inference.versions import desired_state
+
+if TYPE_CHECKING:
+    from inference.worker import Worker
+
+log = logging.getLogger("inference")
+
+
+def reconcile_plan(
+    *,
+    desired: dict[str, int | None],
+    actual: dict[str, int],
+    switched_at: dict[str, float],
+    failures: dict[str, tuple[int | None, float]],
+    now: float,
+    grace: float,
+    retry_after: float,
+    force: bool,
+) -> tuple[dict[str, int | None], list[str]]:
+    """Return (changes, settled): the slots to bring to their desired version, and the
+    slots already where the database wants them.
+
+    1. A slot whose served version equals the desired one is settled.
+    2. A slot a /switch changed less than ``grace`` seconds ago is left alone.
+    3. Unless forced, a slot whose same desired version failed less than
+       ``retry_after`` seconds ago is not retried yet.
+    4. Everything else changes: to the desired version, or unserved when the slot is
+       gone from the database or has no active version.
+    """
+    changes: dict[str, int | None] = {}
+    settled: list[str] = []
+    for slot in sorted(set(desired) | set(actual)):
+        want, have = desired.get(slot), actual.get(slot)
+        if want == have:
+            settled.append(slot)
+            continue
+        if now - switched_at.get(slot, float("-inf")) < grace:
+            continue
+        failed = failures.get(slot)
+        if not force and failed and failed[0] == want and now - failed[1] < retry_after:
+            continue
+        changes[slot] = want
+    return changes, settled
+
+
+def reconcile_run(worker: Worker, *, force: bool = False, restoring: bool = False) -> dict:
+    """One reconcile pass under the worker's control lock; returns what changed and the
+    slots in error. Load errors of one slot do not stop the others."""
+    with worker.control_lock:
+        desired = desired_state()
+        now = time.monotonic()
+        changes, settled = reconcile_plan(
+            desired=desired,
+            actual=worker.router.actual_state(),
+            switched_at=worker.switched_at,
+            failures=worker.failures,
+            now=now,
+            grace=settings.MODELMGR_SWITCH_GRACE_S,
+            retry_after=settings.MODELMGR_RECONCILE_RETRY_S,
+            force=force,
+        )
+        for slot in settled:
+            worker.switched_at.pop(slot, None)
+            worker.failures.pop(slot, None)
+            worker.errors.pop(slot, None)
+        if not changes:
+            return {"changed": {}, "errors": dict(worker.errors)}
+
+        def emit(event: dict) -> None:
+            if restoring and event.get("event") == "phase":
+                worker.not_ready_detail = (
+                    f"restoring slots: {event['phase']} {event['slot']} ({event['ref']})"
+                )
+
+        result = switch_apply(worker, slots=changes, emit=emit, atomic=False, source="reconcile")
+        failed = result.get("errors", {})
+        for slot, version_id in changes.items():
+            if slot in failed:
+                worker.errors[slot] = failed[slot]
+                worker.failures[slot] = (version_id, now)
+            else:
+                worker.errors.pop(slot, None)
+                worker.failures.pop(slot, None)
+        changed = {slot: done["ref"] for slot, done in result.get("slots", {}).items()}
+        return {"changed": changed, "errors": dict(worker.errors)}

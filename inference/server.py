@@ -1,0 +1,277 @@
+"""The worker's HTTP API: a small raw ASGI app served by uvicorn (httptools + uvloop).
+
+It sits on the hot path of every robot request, so /infer does the least it can: read
+the body, take the slot's model from the routing table without a lock, check inputs,
+run the model (on the event loop itself when it is fast, else in a thread), answer.
+Control calls (switch, load, unload, reconcile) run in threads and never hold up
+serving. Errors are {"detail": "..."} with the status of the domain exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+
+from inference.asgi import (
+    JSON_HEADERS,
+    BadRequest,
+    json_payload,
+    read_body,
+    send_bytes,
+    send_json,
+    version_id_of,
+)
+from inference.codec import SAFETENSORS, decode_inputs, encode_json, encode_safetensors
+from inference.errors import InvalidInput
+from inference.pool import short_error
+from inference.worker import Worker, db_pass
+from modelmgr.exceptions import ModelmgrError
+
+log = logging.getLogger("inference")
+DECODE_IN_THREAD = 256 * 1024  # bodies larger than this are parsed off the event loop
+KEEPALIVE_S = 5.0
+
+
+class WorkerApp:
+    def __init__(self, worker: Worker):
+        self.worker = worker
+        self.control = ThreadPoolExecutor(4, thread_name_prefix="control")
+        self.infer_threads = ThreadPoolExecutor(
+            settings.MODELMGR_WORKER_INFER_THREADS, thread_name_prefix="infer"
+        )
+        self.inline_ms = settings.MODELMGR_WORKER_INLINE_MS
+        self.routes = {
+            ("GET", "/live"): self.live,
+            ("GET", "/ready"): self.ready,
+            ("GET", "/status"): self.status,
+            ("POST", "/switch"): self.switch,
+            ("POST", "/load"): self.load,
+            ("POST", "/unload"): self.unload,
+            ("POST", "/reconcile"): self.reconcile,
+        }
+
+    def close(self) -> None:
+        self.control.shutdown(wait=True)
+        self.infer_threads.shutdown(wait=True)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        try:
+            if path.startswith("/infer/"):
+                if method != "POST":
+                    return await send_json(send, 405, {"detail": "use POST for /infer/{slot}"})
+                return await self.infer(scope, receive, send, path[len("/infer/") :])
+            handler = self.routes.get((method, path))
+            if handler is None:
+                allowed = any(p == path for _, p in self.routes)
+                return await send_json(
+                    send,
+                    405 if allowed else 404,
+                    {
+                        "detail": f"{method} is not allowed on {path}"
+                        if allowed
+                        else f"no such endpoint: {path}"
+                    },
+                )
+            await handler(scope, receive, send)
+        except ModelmgrError as exc:
+            await send_json(send, exc.status, {"detail": exc.detail})
+        except Exception as exc:
+            log.exception("%s %s failed", method, path)
+            # Fails quietly when a streamed response had already begun.
+            with contextlib.suppress(Exception):
+                await send_json(send, 500, {"detail": f"internal error: {short_error(exc)}"})
+
+    async def in_control_thread(self, call):
+        """Run a control call in a thread that owns its database connection."""
+
+        def run():
+            with db_pass():
+                return call()
+
+        return await asyncio.get_running_loop().run_in_executor(self.control, run)
+
+    # --- probes --------------------------------------------------------------------------
+    async def live(self, scope, receive, send) -> None:
+        await send_json(send, 200, {"status": "live"})
+
+    async def ready(self, scope, receive, send) -> None:
+        if not self.worker.ready:
+            return await self.not_ready(send)
+        await send_json(send, 200, {"ready": True})
+
+    async def not_ready(self, send) -> None:
+        await send_json(
+            send,
+            503,
+            {"detail": self.worker.not_ready_detail, "ready": False},
+            [(b"retry-after", b"1")],
+        )
+
+    async def status(self, scope, receive, send) -> None:
+        await send_json(send, 200, self.worker.status())
+
+    # --- serving ---------------------------------------------------------------------------
+    async def infer(self, scope, receive, send, slot: str) -> None:
+        worker = self.worker
+        if not worker.ready:
+            return await self.not_ready(send)
+        body = await read_body(receive)
+        content_type = accept = b""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"accept":
+                accept = value
+        entry = worker.router.acquire(slot)
+        loop = asyncio.get_running_loop()
+        ok, latency, outputs = False, None, None
+        try:
+            if len(body) > DECODE_IN_THREAD:
+                inputs = await loop.run_in_executor(
+                    self.infer_threads, decode_inputs, content_type, body, entry.signature
+                )
+            else:
+                inputs = decode_inputs(content_type, body, entry.signature)
+            if entry.inline:
+                started = time.perf_counter()
+                outputs = entry.model.infer(inputs)
+                latency = (time.perf_counter() - started) * 1000
+            else:
+                outputs, latency = await loop.run_in_executor(
+                    self.infer_threads, _timed_infer, entry.model, inputs
+                )
+            ok = True
+            entry.avg_ms = (
+                latency if entry.avg_ms == float("inf") else 0.9 * entry.avg_ms + 0.1 * latency
+            )
+            entry.inline = entry.avg_ms < self.inline_ms
+        except ModelmgrError as exc:
+            error = exc
+        except Exception as exc:
+            error = ModelmgrError(
+                f"inference on slot {slot} ({entry.ref}) failed: {short_error(exc)}"
+            )
+            error.status = 500
+        finally:
+            worker.router.release(entry)
+            worker.usage.record(slot, entry.version_id, latency, ok)
+        if not ok:
+            return await send_json(send, error.status, {"detail": error.detail})
+        if SAFETENSORS in accept:
+            return await send_bytes(
+                send,
+                200,
+                encode_safetensors(outputs),
+                [
+                    (b"content-type", SAFETENSORS),
+                    (b"x-model", entry.ref.encode()),
+                    (b"x-version-id", str(entry.version_id).encode()),
+                    (b"x-latency-ms", f"{latency:.4f}".encode()),
+                ],
+            )
+        await send_bytes(
+            send,
+            200,
+            encode_json(
+                ref=entry.ref, version_id=entry.version_id, outputs=outputs, latency_ms=latency
+            ),
+            JSON_HEADERS,
+        )
+
+    # --- control -------------------------------------------------------------------------------
+    async def switch(self, scope, receive, send) -> None:
+        """Stream the switch's events as NDJSON lines, each flushed when it happens."""
+        payload = json_payload(await read_body(receive))
+        switch_id = payload.get("switch_id", "")
+        slots = payload.get("slots")
+        if not isinstance(switch_id, str):
+            raise BadRequest("switch_id must be a string")
+        if not isinstance(slots, dict) or not slots:
+            raise InvalidInput('slots must be a non-empty object {"slot": version_id}')
+        for name, version_id in slots.items():
+            if not name or (
+                version_id is not None
+                and (not isinstance(version_id, int) or isinstance(version_id, bool))
+            ):
+                raise InvalidInput(f"slot {name!r}: the version must be an integer id or null")
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def emit(event: dict) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def run() -> None:
+            try:
+                self.worker.switch(switch_id=switch_id, slots=slots, emit=emit)
+            except Exception as exc:
+                log.exception("switch %s crashed", switch_id)
+                emit(
+                    {
+                        "event": "result",
+                        "ok": False,
+                        "errors": dict.fromkeys(slots, f"the worker failed: {short_error(exc)}"),
+                    }
+                )
+
+        task = asyncio.ensure_future(self.in_control_thread(run))
+        task.add_done_callback(lambda _: events.put_nowait(None))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/x-ndjson"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        while True:
+            try:
+                event = await asyncio.wait_for(events.get(), KEEPALIVE_S)
+            except TimeoutError:
+                # A blank line while queued behind another switch or in a long load, so
+                # the caller's read timeout measures silence, not the switch's length.
+                await send({"type": "http.response.body", "more_body": True, "body": b"\n"})
+                continue
+            if event is None:
+                break
+            line = json.dumps(event).encode() + b"\n"
+            await send({"type": "http.response.body", "more_body": True, "body": line})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def load(self, scope, receive, send) -> None:
+        payload = json_payload(await read_body(receive))
+        version_id, pin = version_id_of(payload), bool(payload.get("pin", False))
+        result = await self.in_control_thread(
+            lambda: self.worker.load(version_id=version_id, pin=pin)
+        )
+        await send_json(send, 200, result)
+
+    async def unload(self, scope, receive, send) -> None:
+        version_id = version_id_of(json_payload(await read_body(receive)))
+        result = await self.in_control_thread(lambda: self.worker.unload(version_id=version_id))
+        await send_json(send, 200, result)
+
+    async def reconcile(self, scope, receive, send) -> None:
+        await read_body(receive)
+        if b"wait=0" in scope.get("query_string", b""):
+            self.worker.nudge()
+            return await send_json(send, 202, {"nudged": True})
+        result = await self.in_control_thread(lambda: self.worker.reconcile_once(force=True))
+        await send_json(send, 200, result)
+
+
+def _timed_infer(model, inputs):
+    started = time.perf_counter()
+    outputs = model.infer(inputs)
+    return outputs, (time.perf_counter() - started) * 1000

@@ -1,0 +1,195 @@
+"""The worker's side of a switch: validate, load in parallel, warm up, swap, drain.
+
+Events go to ``emit`` as they happen (the server streams them as NDJSON lines):
+``phase`` (validating, loading, warming, swapping, unloading), ``slot_done`` per slot
+after the swap, then one ``result``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from inference.pool import DRAINING, UNLOADED, UNLOADING, LoadJob, PoolEntry, short_error
+from inference.runtimes.base import runtime_for
+from inference.signature import contract_mismatches
+from inference.versions import VersionSpec, slot_contracts, version_spec_get
+from modelmgr.exceptions import ModelmgrError, NotDeployable
+
+if TYPE_CHECKING:
+    from inference.worker import Worker
+
+log = logging.getLogger("inference")
+Emit = Callable[[dict], None]
+
+
+@dataclass(eq=False)
+class _Load:
+    """One version to bring in, shared by every requested slot naming it."""
+
+    spec: VersionSpec
+    signature: dict
+    slots: list[str] = field(default_factory=list)
+    entry: PoolEntry | None = None
+    job: LoadJob | None = None
+    reserved: int = 0
+    fresh: bool = False
+    revived: bool = False
+    error: str = ""
+
+
+def phase(emit: Emit, name: str, slot: str, ref: str | None) -> None:
+    emit({"event": "phase", "phase": name, "slot": slot, "ref": ref, "ts": round(time.time(), 3)})
+
+
+def switch_apply(
+    worker: Worker,
+    *,
+    slots: Mapping[str, int | None],
+    emit: Emit,
+    atomic: bool,
+    switch_id: str = "",
+    source: str = "switch",
+) -> dict:
+    """Bring ``slots`` to the given version ids (None: stop serving). Caller holds the
+    worker's control lock.
+
+    1. Validate every version: exists, deployable, has a runtime, fits the slot's
+       contract, fits memory (reusing a loaded model; evicting idle unserved ones).
+    2. Load the missing versions in parallel, each warmed up, each under the timeout.
+    3. atomic (a /switch): any failure unloads what this switch loaded and swaps
+       nothing. Otherwise (reconcile): the slots that loaded are swapped, others fail.
+    4. Swap all those slots in one routing-table replacement.
+    5. Replaced models drain and unload in the background.
+    """
+    started = time.perf_counter()
+    errors: dict[str, str] = {}
+    loads: dict[int, _Load] = {}
+    contracts = slot_contracts(list(slots))
+    for slot, version_id in slots.items():
+        if version_id is None:
+            phase(emit, "validating", slot, None)
+            continue
+        try:
+            load = loads.get(version_id) or _validate(version_id, slot, contracts.get(slot))
+        except ModelmgrError as exc:
+            phase(emit, "validating", slot, None)
+            errors[slot] = exc.detail
+            continue
+        phase(emit, "validating", slot, load.spec.ref)
+        problems = contract_mismatches(load.spec.signature_for(None), contracts.get(slot))
+        if problems:
+            errors[slot] = f"{load.spec.ref} does not fit slot {slot}'s contract: " + "; ".join(
+                problems
+            )
+            continue
+        loads[version_id] = load
+        load.slots.append(slot)
+    for load in loads.values():
+        load.entry, load.revived = worker.pool.reuse(load.spec.id)
+        if load.entry is None:
+            try:
+                load.reserved = worker.pool.reserve(load.spec)
+            except ModelmgrError as exc:
+                load.error = exc.detail
+    _collect(loads, errors)
+    if atomic and errors:
+        return _fail(worker, loads, errors, emit, switch_id)
+
+    for load in loads.values():
+        if load.entry is not None or load.error:
+            continue
+        for slot in load.slots:
+            phase(emit, "loading", slot, load.spec.ref)
+        load.job = worker.pool.start_load(
+            load.spec,
+            signature=load.signature,
+            reserved=load.reserved,
+            progress=lambda name, load=load: [
+                phase(emit, name, s, load.spec.ref) for s in load.slots
+            ],
+        )
+    for load in loads.values():
+        if load.job is None:
+            continue
+        try:
+            load.entry = worker.pool.wait(load.job)
+            load.fresh = True
+        except ModelmgrError as exc:
+            load.error = exc.detail
+        except Exception as exc:  # a runtime bug must not take the switch down
+            load.error = f"loading {load.spec.ref} failed: {short_error(exc)}"
+    _collect(loads, errors)
+    if atomic and errors:
+        return _fail(worker, loads, errors, emit, switch_id)
+
+    changes: dict[str, PoolEntry | None] = {
+        slot: None for slot, version_id in slots.items() if version_id is None
+    }
+    for load in loads.values():
+        if load.entry is not None and not load.error:
+            changes.update(dict.fromkeys(load.slots, load.entry))
+    for slot, entry in changes.items():
+        phase(emit, "swapping", slot, entry.ref if entry else None)
+    replaced = worker.router.swap(changes)
+    swap_ms = (time.perf_counter() - started) * 1000
+    if source == "switch":
+        worker.note_switched(list(changes))
+    done = {}
+    for slot, entry in changes.items():
+        fresh = entry is not None and any(ld.fresh and ld.entry is entry for ld in loads.values())
+        done[slot] = {
+            "ref": entry.ref if entry else None,
+            "load_ms": round(entry.load_ms, 3) if fresh else 0.0,
+            "warmup_ms": round(entry.warmup_ms, 3) if fresh else 0.0,
+        }
+        emit({"event": "slot_done", "slot": slot, **done[slot], "reused": not fresh})
+    for slot, old in replaced.items():
+        if old.state in (DRAINING, UNLOADING, UNLOADED):
+            phase(emit, "unloading", slot, old.ref)
+    result = {"event": "result", "ok": not errors, "swap_ms": round(swap_ms, 3), "slots": done}
+    if errors:
+        result["errors"] = errors
+    log.info(
+        "%s %s: %s in %.1f ms%s",
+        source,
+        switch_id or "-",
+        ", ".join(f"{s} -> {d['ref']}" for s, d in done.items()) or "no change",
+        swap_ms,
+        f"; errors: {errors}" if errors else "",
+    )
+    emit(result)
+    return result
+
+
+def _validate(version_id: int, slot: str, contract: dict | None) -> _Load:
+    spec = version_spec_get(version_id=version_id)
+    problem = spec.deployable_problem()
+    if problem:
+        raise NotDeployable(problem)
+    runtime_for(spec.framework)  # imports the runtime module now, off the serving path
+    return _Load(spec=spec, signature=spec.signature_for(contract))
+
+
+def _collect(loads: dict[int, _Load], errors: dict[str, str]) -> None:
+    for load in loads.values():
+        if load.error:
+            errors.update(dict.fromkeys(load.slots, load.error))
+
+
+def _fail(
+    worker: Worker, loads: dict[int, _Load], errors: dict[str, str], emit: Emit, switch_id: str
+) -> dict:
+    """Undo a switch that swapped nothing: what it loaded or revived goes again."""
+    for load in loads.values():
+        if load.reserved and load.job is None:
+            worker.pool.unreserve(load.reserved)
+        if load.entry is not None and (load.fresh or load.revived):
+            worker.pool.retire(load.entry)
+    log.info("switch %s failed, nothing swapped: %s", switch_id or "-", errors)
+    result = {"event": "result", "ok": False, "errors": errors}
+    emit(result)
+    return result

@@ -1,0 +1,98 @@
+"""Plain snapshots of the registry rows the worker needs, read once per load.
+
+Load threads work on these frozen copies, never on ORM objects (no queries off the
+control thread, no lazy loads racing a changing row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from inference.signature import effective_signature
+from modelmgr.exceptions import NotFound
+from modelmgr.models import ModelVersion, Slot, VersionStatus
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    id: int
+    ref: str
+    framework: str
+    status: str
+    unsafe: bool
+    trusted: bool
+    content_hash: str
+    files: tuple[FileSpec, ...]
+    primary: str
+    size_bytes: int
+    min_vram_mb: int | None
+    declared_signature: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def signature_for(self, contract: dict | None = None) -> dict:
+        return effective_signature(
+            self.declared_signature, metadata=self.metadata, contract=contract
+        )
+
+    def deployable_problem(self) -> str:
+        """Why this version may not be loaded, or ""."""
+        if self.status != VersionStatus.AVAILABLE:
+            return f"{self.ref} is not deployable: its status is {self.status}"
+        if self.unsafe and not self.trusted:
+            return (
+                f"{self.ref} is a pickled (unsafe) artifact; an administrator must mark "
+                "it trusted before it can be loaded"
+            )
+        if not self.primary:
+            return f"{self.ref} has no files"
+        return ""
+
+
+def version_spec_get(*, version_id: int) -> VersionSpec:
+    try:
+        version = ModelVersion.objects.select_related("model").get(pk=version_id)
+    except (ModelVersion.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"version {version_id} does not exist") from None
+    files = tuple(
+        FileSpec(path=f.path, sha256=f.sha256, size=f.size) for f in version.files.order_by("path")
+    )
+    primary = next((f.path for f in version.files.all() if f.is_primary), "")
+    if not primary and len(files) == 1:
+        primary = files[0].path
+    content_hash = (
+        version.content_hash
+        or hashlib.sha256("".join(f"{f.path}\0{f.sha256}\n" for f in files).encode()).hexdigest()
+    )
+    return VersionSpec(
+        id=version.pk,
+        ref=version.ref,
+        framework=version.framework or version.model.framework,
+        status=version.status,
+        unsafe=version.unsafe,
+        trusted=version.trusted,
+        content_hash=content_hash,
+        files=files,
+        primary=primary,
+        size_bytes=version.size_bytes or sum(f.size for f in files),
+        min_vram_mb=version.min_vram_mb,
+        declared_signature=version.signature or {},
+        metadata=version.metadata if isinstance(version.metadata, dict) else {},
+    )
+
+
+def slot_contracts(names: list[str] | None = None) -> dict[str, dict]:
+    rows = Slot.objects.all() if names is None else Slot.objects.filter(name__in=names)
+    return {name: contract or {} for name, contract in rows.values_list("name", "contract")}
+
+
+def desired_state() -> dict[str, int | None]:
+    """The database's desired state: slot name -> active version id (or None)."""
+    return dict(Slot.objects.values_list("name", "active_version_id"))

@@ -1,0 +1,265 @@
+"""The worker: pool + routing table + usage counters, with one-step methods.
+
+The server and the management command call these; tests call them directly. Control
+operations (switch, reconcile, load, unload) are serialized by ``control_lock``; serving
+never takes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+
+from inference.device import DeviceInfo, detect_device
+from inference.pool import ModelPool, PoolEntry, short_error
+from inference.reconcile import reconcile_run
+from inference.router import Router
+from inference.runtimes.base import runtime_for
+from inference.stats import UsageRecorder
+from inference.switch import Emit, switch_apply
+from inference.versions import version_spec_get
+from modelmgr.exceptions import NotDeployable
+
+log = logging.getLogger("inference")
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+@contextlib.contextmanager
+def db_pass() -> Iterator[None]:
+    """Around each unit of work of a long-lived thread: drop dead or old connections."""
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        device: DeviceInfo | None = None,
+        load_timeout: float | None = None,
+        worker_id: str | None = None,
+    ):
+        self.device = device or detect_device()
+        self.pool = ModelPool(device=self.device, load_timeout=load_timeout)
+        self.router = Router(self.pool)
+        self.usage = UsageRecorder()
+        self.control_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.waiting = 0  # switches queued behind the one holding control_lock
+        self.ready = False
+        self.not_ready_detail = "restoring slots: starting"
+        self.errors: dict[str, str] = {}
+        self.switched_at: dict[str, float] = {}
+        self.failures: dict[str, tuple[int | None, float]] = {}
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.started_at = time.time()
+        self._results: OrderedDict[str, dict] = OrderedDict()
+        self._stop = threading.Event()
+        self._nudge = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- one-step methods --------------------------------------------------------------
+    def switch(
+        self, *, switch_id: str, slots: dict[str, int | None], emit: Emit | None = None
+    ) -> dict:
+        """All-or-nothing switch; a repeated switch_id gets the first one's result."""
+        emit = emit or (lambda event: None)
+        with self._count_lock:
+            self.waiting += 1
+        self.control_lock.acquire()
+        with self._count_lock:
+            self.waiting -= 1
+        try:
+            if switch_id and switch_id in self._results:
+                emit(self._results[switch_id])
+                return self._results[switch_id]
+            result = switch_apply(self, slots=slots, emit=emit, atomic=True, switch_id=switch_id)
+            if switch_id:
+                self._results[switch_id] = result
+                while len(self._results) > 100:
+                    self._results.popitem(last=False)
+        finally:
+            self.control_lock.release()
+        return result
+
+    def note_switched(self, slots: list[str]) -> None:
+        now = time.monotonic()
+        for slot in slots:
+            self.switched_at[slot] = now
+            self.errors.pop(slot, None)
+            self.failures.pop(slot, None)
+
+    def reconcile_once(self, *, force: bool = False) -> dict:
+        return reconcile_run(self, force=force)
+
+    def restore(
+        self,
+        *,
+        retry_s: float = 1.0,
+        db_scope: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> None:
+        """Converge to the database once (retrying while it does not answer); then ready.
+        Slots that fail to load stay unserved with their error in ``errors``. The
+        background thread passes ``db_scope=db_pass`` to reconnect between attempts."""
+        while not self._stop.is_set():
+            try:
+                with db_scope():
+                    reconcile_run(self, force=True, restoring=True)
+                break
+            except DatabaseError as exc:
+                self.not_ready_detail = (
+                    f"restoring slots: database unavailable ({short_error(exc)})"
+                )
+                log.warning("%s; retrying", self.not_ready_detail)
+                self._stop.wait(retry_s)
+            except Exception:
+                # A bug, not an outage: serve what there is; the periodic pass retries.
+                log.exception("restoring slots failed")
+                break
+        self.ready = True
+        log.info(
+            "ready: serving %s",
+            {s: r.entry.ref for s, r in self.router.table.items()} or "no slots",
+        )
+
+    def load(self, *, version_id: int, pin: bool = False) -> dict:
+        with self.control_lock:
+            spec = version_spec_get(version_id=version_id)
+            problem = spec.deployable_problem()
+            if problem:
+                raise NotDeployable(problem)
+            runtime_for(spec.framework)
+            entry, fresh = self.pool.load(spec, signature=spec.signature_for(None), pin=pin)
+        if fresh:
+            log.info(
+                "loaded %s in %.1f ms (warm-up %.1f ms)%s",
+                entry.ref,
+                entry.load_ms,
+                entry.warmup_ms,
+                " pinned" if pin else "",
+            )
+        return self.describe(entry)
+
+    def unload(self, *, version_id: int) -> dict:
+        with self.control_lock:
+            entry = self.pool.unload(version_id)
+        return {"version_id": entry.version_id, "ref": entry.ref, "state": entry.state}
+
+    def flush_stats(self) -> int:
+        return self.usage.flush()
+
+    def nudge(self) -> None:
+        self._nudge.set()
+
+    # --- serving helpers ------------------------------------------------------------------
+    def infer_blocking(self, slot: str, inputs: dict) -> tuple[PoolEntry, dict, float]:
+        """Run one request on ``slot`` outside the server (tests, tools)."""
+        entry = self.router.acquire(slot)
+        ok, latency = False, None
+        try:
+            started = time.perf_counter()
+            outputs = entry.model.infer(inputs)
+            latency = (time.perf_counter() - started) * 1000
+            ok = True
+        finally:
+            self.router.release(entry)
+            self.usage.record(slot, entry.version_id, latency, ok)
+        return entry, outputs, latency
+
+    # --- status -----------------------------------------------------------------------------
+    def describe(self, entry: PoolEntry) -> dict:
+        slots = [s for s, r in self.router.table.items() if r.entry is entry]
+        return {
+            "version_id": entry.version_id,
+            "ref": entry.ref,
+            "runtime": entry.runtime,
+            "provider": entry.model.provider,
+            "memory_bytes": entry.memory_bytes,
+            "load_ms": round(entry.load_ms, 3),
+            "warmup_ms": round(entry.warmup_ms, 3),
+            "warmup_note": entry.model.warmup_note,
+            "loaded_at": iso(entry.loaded_at),
+            "last_used": iso(entry.last_used),
+            "in_flight": entry.in_flight,
+            "pinned": entry.pinned,
+            "state": entry.state,
+            "slots": slots,
+        }
+
+    def status(self) -> dict:
+        return {
+            "worker_id": self.worker_id,
+            "pid": os.getpid(),
+            "ready": self.ready,
+            "device": self.device.device,
+            "device_name": self.device.name,
+            "memory": self.pool.memory().as_dict(),
+            "slots": {
+                slot: {"version_id": r.entry.version_id, "ref": r.entry.ref, "since": iso(r.since)}
+                for slot, r in sorted(self.router.table.items())
+            },
+            "models": [
+                self.describe(e) for e in sorted(self.pool.entries(), key=lambda e: e.version_id)
+            ],
+            "errors": dict(self.errors),
+            "control": {"busy": self.control_lock.locked(), "waiting_switches": self.waiting},
+            "started_at": iso(self.started_at),
+        }
+
+    # --- background threads -----------------------------------------------------------------
+    def start(self) -> None:
+        """Restore then reconcile periodically; flush usage periodically."""
+        for target, name in ((self._reconcile_loop, "reconcile"), (self._stats_loop, "stats")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _reconcile_loop(self) -> None:
+        self.restore(db_scope=db_pass)
+        interval = settings.MODELMGR_RECONCILE_INTERVAL_S
+        while not self._stop.is_set():
+            nudged = self._nudge.wait(interval)
+            self._nudge.clear()
+            if self._stop.is_set():
+                break
+            self._guarded("reconcile", lambda forced=nudged: reconcile_run(self, force=forced))
+
+    def _stats_loop(self) -> None:
+        while not self._stop.wait(settings.MODELMGR_STATS_FLUSH_S):
+            self._guarded("usage flush", self.flush_stats)
+
+    def _guarded(self, what: str, call: Callable[[], object]) -> None:
+        try:
+            with db_pass():
+                call()
+        except Exception as exc:
+            log.warning("%s failed: %s", what, short_error(exc))
+
+    def stop(self, *, drain_timeout: float = 30.0) -> None:
+        """Stop the loops, wait for requests to finish, flush usage, unload everything."""
+        self.ready = False
+        self.not_ready_detail = "shutting down"
+        self._stop.set()
+        self._nudge.set()
+        for thread in self._threads:
+            thread.join(timeout=drain_timeout)
+        self.pool.wait_idle(drain_timeout)
+        self._guarded("final usage flush", self.flush_stats)
+        self.pool.close(timeout=0)
+        log.info("worker stopped")

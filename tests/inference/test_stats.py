@@ -1,0 +1,88 @@
+"""Usage counters: recorded per request, flushed into per-minute UsageBucket rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from inference import stats
+from inference.stats import HISTOGRAM_SIZE, UsageRecorder
+from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket
+from tests.inference.support import onnx_version
+
+pytestmark = pytest.mark.django_db
+MINUTE = 29_000_000  # a fixed minute (epoch // 60), so no test straddles a minute boundary
+
+
+@pytest.fixture
+def frozen_minute(monkeypatch):
+    monkeypatch.setattr(stats, "now_s", lambda: MINUTE * 60 + 30.0)
+    return datetime.fromtimestamp(MINUTE * 60, tz=UTC)
+
+
+def test_requests_are_counted_and_flushed_per_slot_version_and_minute(
+    owner, model_files, tmp_path, frozen_minute
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    for latency in (0.02, 0.5, 3.0):
+        recorder.record("det", version.pk, latency, ok=True)
+    recorder.record("det", version.pk, None, ok=False)
+    recorder.record("other", version.pk, 1.0, ok=True)
+    assert recorder.flush() == 2
+    row = UsageBucket.objects.get(slot_name="det")
+    assert (row.version_id, row.minute, row.count, row.errors) == (version.pk, frozen_minute, 4, 1)
+    assert row.min_ms == 0.02 and row.max_ms == 3.0 and row.total_ms == pytest.approx(3.52)
+    assert len(row.histogram) == len(LATENCY_BUCKETS_MS) + 1 == HISTOGRAM_SIZE
+    assert sum(row.histogram) == row.count - row.errors
+    for latency in (0.02, 0.5, 3.0):
+        index = next(i for i, bound in enumerate(LATENCY_BUCKETS_MS) if latency <= bound)
+        assert row.histogram[index] >= 1
+    assert UsageBucket.objects.get(slot_name="other").count == 1
+    assert recorder.flush() == 0  # nothing pending any more
+
+
+def test_second_flush_adds_to_the_minute_row(owner, model_files, tmp_path, frozen_minute):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    recorder.record("det", version.pk, 2.0, ok=True)
+    recorder.flush()
+    recorder.record("det", version.pk, 0.1, ok=True)
+    recorder.record("det", version.pk, 9.0, ok=True)
+    recorder.flush()
+    row = UsageBucket.objects.get()
+    assert (row.count, row.min_ms, row.max_ms) == (3, 0.1, 9.0)
+    assert row.total_ms == pytest.approx(11.1) and sum(row.histogram) == 3
+
+
+def test_latency_beyond_the_last_bound_lands_in_the_overflow_bucket(
+    owner, model_files, tmp_path, frozen_minute
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    recorder.record("det", version.pk, LATENCY_BUCKETS_MS[-1] * 2, ok=True)
+    recorder.flush()
+    assert UsageBucket.objects.get().histogram[-1] == 1
+
+
+def test_usage_of_a_deleted_version_is_dropped(owner, model_files, tmp_path, frozen_minute):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    recorder.record("det", version.pk, 1.0, ok=True)
+    version.delete()
+    assert recorder.flush() == 0 and recorder.pending() == {}
+    assert not UsageBucket.objects.exists()
+
+
+def test_request_through_the_worker_is_recorded(
+    worker, owner, model_files, tmp_path, frozen_minute
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    worker.switch(switch_id="s", slots={"det": version.pk})
+    worker.infer_blocking("det", {"x": np.ones((2, 4), dtype=np.float32)})
+    assert worker.flush_stats() == 1
+    row = UsageBucket.objects.get()
+    assert (row.slot_name, row.version_id, row.count, row.errors) == ("det", version.pk, 1, 0)
+    assert row.last_used is not None
