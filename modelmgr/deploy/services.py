@@ -1,0 +1,15 @@
+"""The deploy services in one import for the interfaces (API, pages, admin, commands)."""
+
+from __future__ import annotations
+
+from modelmgr.deploy.slots import slot_create, slot_delete, slot_update
+from modelmgr.deploy.switch import SwitchResult, slot_rollback, slots_switch
+
+__all__ = [
+    "SwitchResult",
+    "slot_create",
+    "slot_delete",
+    "slot_rollback",
+    "slot_update",
+    "slots_switch",
+]

@@ -1,0 +1,135 @@
+"""Usage statistics: summed histograms over LATENCY_BUCKETS_MS, real UsageBucket rows."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from modelmgr.deploy.stats import (
+    histogram_percentile,
+    parse_since,
+    stats_aggregate,
+    stats_for_version,
+)
+from modelmgr.models import LATENCY_BUCKETS_MS
+from modelmgr.registry.validation import InvalidInput
+from tests.deploy.support import bucket_row, version_of
+
+SIZE = len(LATENCY_BUCKETS_MS) + 1
+
+
+def test_percentile_of_one_sample_is_that_sample():
+    histogram = [0] * SIZE
+    histogram[bisect_left(LATENCY_BUCKETS_MS, 3.0)] = 1
+    assert histogram_percentile(histogram, 50, low=3.0, high=3.0) == 3.0
+
+
+def test_percentiles_fall_in_the_right_bucket():
+    histogram = [0] * SIZE
+    latencies = [1.0] * 90 + [100.0] * 10
+    for ms in latencies:
+        histogram[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+    p50 = histogram_percentile(histogram, 50, low=1.0, high=100.0)
+    p95 = histogram_percentile(histogram, 95, low=1.0, high=100.0)
+    # Within one bucket (25% wide) of the truth.
+    assert 1.0 / 1.25 <= p50 <= 1.0
+    assert 100.0 / 1.25 <= p95 <= 100.0
+
+
+def test_percentile_of_an_empty_histogram_is_none():
+    assert histogram_percentile([0] * SIZE, 50) is None
+
+
+def test_overflow_bucket_stays_within_the_observed_range():
+    histogram = [0] * SIZE
+    histogram[-1] = 2
+    value = histogram_percentile(histogram, 99, low=10**6, high=2 * 10**6)
+    assert 10**6 <= value <= 2 * 10**6
+
+
+def test_since_takes_durations_and_iso_times():
+    now = timezone.now()
+    assert parse_since("15m", now=now) == now - timedelta(minutes=15)
+    assert parse_since("7d", now=now) == now - timedelta(days=7)
+    assert parse_since(None, now=now) == now - timedelta(hours=24)
+    assert parse_since("2026-01-02T03:04:05+00:00").year == 2026
+
+
+def test_malformed_since_is_a_422_naming_it():
+    with pytest.raises(InvalidInput) as caught:
+        parse_since("yesterday")
+    assert "since='yesterday'" in caught.value.detail
+
+
+@pytest.mark.django_db
+def test_rows_add_up_across_minutes_slots_and_versions(owner):
+    v1, v2 = version_of(owner, version="1"), version_of(owner, version="2")
+    now = timezone.now()
+    bucket_row(v1, "clf", now - timedelta(minutes=2), [1.0, 2.0, 3.0], errors=1)
+    bucket_row(v1, "clf", now - timedelta(minutes=1), [4.0])
+    bucket_row(v2, "clf", now - timedelta(minutes=1), [10.0, 20.0])
+    bucket_row(v1, "other", now, [5.0])
+
+    stats = stats_aggregate(user=owner)
+    totals = stats["totals"]
+    assert (totals["count"], totals["errors"]) == (8, 1)
+    assert totals["min_ms"] == 1.0 and totals["max_ms"] == 20.0
+    assert totals["mean_ms"] == pytest.approx(45.0 / 7, abs=1e-3)  # errors have no latency
+    assert totals["error_rate"] == pytest.approx(1 / 8)
+    assert totals["last_used"] is not None
+    groups = {(g["slot"], g["ref"]): g for g in stats["groups"]}
+    assert set(groups) == {("clf", "clf@1"), ("clf", "clf@2"), ("other", "clf@1")}
+    assert groups[("clf", "clf@1")]["count"] == 5
+    assert groups[("clf", "clf@1")]["mean_ms"] == pytest.approx(2.5)
+    assert [m["count"] for m in stats["series"]] == [4, 3, 1]
+    assert stats["series"][0]["minute"] < stats["series"][-1]["minute"]
+
+
+@pytest.mark.django_db
+def test_filters_by_slot_model_version_and_since(owner):
+    v1, v2 = version_of(owner, version="1"), version_of(owner, version="2")
+    other = version_of(owner, name="det", task="detector")
+    now = timezone.now()
+    bucket_row(v1, "clf", now - timedelta(hours=3), [1.0])
+    bucket_row(v2, "clf", now, [2.0, 2.0])
+    bucket_row(other, "det", now, [3.0])
+
+    assert stats_aggregate(user=owner, slot="det")["totals"]["count"] == 1
+    assert stats_aggregate(user=owner, model="clf")["totals"]["count"] == 3
+    assert stats_aggregate(user=owner, model="olivia/clf")["totals"]["count"] == 3
+    assert stats_aggregate(user=owner, model="clf", version="2")["totals"]["count"] == 2
+    assert stats_aggregate(user=owner, version="clf@1")["totals"]["count"] == 1
+    assert stats_aggregate(user=owner, since="1h")["totals"]["count"] == 3
+
+
+@pytest.mark.django_db
+def test_other_users_usage_is_not_shown(owner, other_user, staff):
+    bucket_row(version_of(other_user, name="secret"), "clf", timezone.now(), [1.0])
+    assert stats_aggregate(user=owner)["totals"]["count"] == 0
+    assert stats_aggregate(user=staff)["totals"]["count"] == 1
+
+
+@pytest.mark.django_db
+def test_no_usage_gives_zero_counts_and_no_latency(owner):
+    stats = stats_aggregate(user=owner)
+    assert stats["totals"]["count"] == 0
+    assert stats["totals"]["p50_ms"] is None and stats["totals"]["mean_ms"] is None
+    assert stats["groups"] == [] and stats["series"] == []
+
+
+@pytest.mark.django_db
+def test_version_page_gets_totals_per_slot_and_a_plot(owner):
+    version = version_of(owner)
+    now = timezone.now()
+    bucket_row(version, "a", now - timedelta(days=3), [1.0])
+    bucket_row(version, "a", now, [2.0], errors=1)
+    bucket_row(version, "b", now, [3.0])
+    usage = stats_for_version(version=version)
+    assert [(t["slot"], t["count"]) for t in usage["totals"]] == [("a", 3), ("b", 1)]
+    plot = usage["plot"]
+    assert plot["labels"][0] == "time"
+    assert len(plot["data"]) == len(plot["labels"])
+    assert plot["data"][1] == [3]  # one recent minute: 2 + 1 requests (the old row is older)
