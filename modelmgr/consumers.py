@@ -1,0 +1,81 @@
+"""/ws/events/: pushes server-rendered partials to every logged-in browser tab.
+
+Handlers are named after event types (``switch.progress`` -> ``switch_progress``) and
+render the same partials the pages use; htmx's ws extension swaps each top-level
+element into the element with the same id (out of band). Events that concern one
+user's objects (imports, audit rows) are only rendered for those who may see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from modelmgr.events import EVENTS_GROUP, server_loop_remember
+from modelmgr.views import live
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Accept, then close with an application code: a refused handshake looks
+            # like a network error (1006) to the browser, which htmx would retry forever.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.last_phase = "validating"
+        server_loop_remember(asyncio.get_running_loop())
+        await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "user", None) is not None:
+            await self.channel_layer.group_discard(EVENTS_GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        """Browsers only listen; anything they send is ignored."""
+
+    async def _push(self, html: str) -> None:
+        if html and html.strip():
+            await self.send(text_data=html)
+
+    # --- handlers, one per event type ------------------------------------------------
+
+    async def switch_progress(self, event: dict[str, Any]) -> None:
+        phase, failed, terminal = live.phase_of(event, previous=self.last_phase)
+        self.last_phase = phase if not terminal else "validating"
+        html = live.render_switch_progress(event, phase=phase, failed=failed)
+        if terminal:
+            html += await database_sync_to_async(live.render_slots_oob)(self.user)
+        await self._push(html)
+
+    async def switch_done(self, event: dict[str, Any]) -> None:
+        failed_phase = self.last_phase
+        self.last_phase = "validating"
+        html = await database_sync_to_async(live.render_switch_done)(
+            self.user, event, failed_phase=failed_phase
+        )
+        await self._push(html)
+
+    async def import_progress(self, event: dict[str, Any]) -> None:
+        job = event.get("job") or {}
+        if not (self.user.is_staff or job.get("owner") == self.user.get_username()):
+            return
+        await self._push(live.render_import(job, self.user))
+
+    async def worker_state(self, event: dict[str, Any]) -> None:
+        await self._push(await database_sync_to_async(live.render_workers)(self.user))
+
+    async def audit_event(self, event: dict[str, Any]) -> None:
+        html = await database_sync_to_async(live.render_audit)(self.user, event.get("id"))
+        await self._push(html)

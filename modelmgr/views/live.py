@@ -1,0 +1,169 @@
+"""Render the partials the events consumer pushes: the same templates the pages use.
+
+Each function returns HTML whose top-level elements carry the ids of page elements;
+htmx's ws extension swaps them in out of band. Functions that touch the database are
+sync (the consumer calls them through database_sync_to_async).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+
+from modelmgr.views.switching import PHASES, phase_steps
+
+# What workers and services call the phases -> the page's five phases.
+_PHASE_ALIASES = {
+    "validate": "validating",
+    "validating": "validating",
+    "validated": "loading",
+    "check": "validating",
+    "checking": "validating",
+    "queued": "validating",
+    "start": "validating",
+    "started": "validating",
+    "load": "loading",
+    "loading": "loading",
+    "loaded": "warming up",
+    "warmup": "warming up",
+    "warm_up": "warming up",
+    "warming_up": "warming up",
+    "warming up": "warming up",
+    "warming": "warming up",
+    "warmed": "swapping",
+    "swap": "swapping",
+    "swapping": "swapping",
+    "swapped": "unloading",
+    "commit": "swapping",
+    "committed": "unloading",
+    "unload": "unloading",
+    "unloading": "unloading",
+    "drain": "unloading",
+    "draining": "unloading",
+    "unloaded": "done",
+    "drained": "done",
+}
+_DONE = {"done", "ok", "complete", "completed", "finished", "success", "succeeded", "result"}
+_FAILED = {"error", "failed", "failure", "aborted", "rollback", "rolled_back"}
+
+
+def _phase_name(event: dict[str, Any]) -> str:
+    for key in ("phase", "stage", "step", "event", "status", "state"):
+        value = event.get(key)
+        if isinstance(value, str) and value:
+            return value.strip().lower().replace("-", "_")
+    return ""
+
+
+def phase_of(event: dict[str, Any], *, previous: str) -> tuple[str, bool, bool]:
+    """(page phase, failed, terminal) for one switch.progress event.
+
+    The worker sends ``phase`` events (validating, loading, warming, swapping,
+    unloading), ``slot_done`` per slot, then one ``result`` with ``ok``.
+    """
+    name = _phase_name(event)
+    failed = event.get("ok") is False or bool(event.get("error") or event.get("errors"))
+    terminal = name in _DONE or name in _FAILED
+    if failed or name in _FAILED:
+        return previous, True, terminal
+    if name in _DONE:
+        return "done", False, True
+    phase = _PHASE_ALIASES.get(name) or _PHASE_ALIASES.get(name.replace("_", " "))
+    if phase is None:
+        return previous, False, False
+    return phase, False, False
+
+
+def _describe(event: dict[str, Any]) -> str:
+    """One log line: the fields a person cares about, in a stable order."""
+    parts = []
+    for key in ("slot", "ref", "phase", "message", "detail", "error"):
+        value = event.get(key)
+        if value not in (None, "") and not isinstance(value, dict | list):
+            parts.append(f"{key}: {value}" if key in ("message", "detail", "error") else str(value))
+    name = _phase_name(event)
+    if name == "slot_done":
+        parts.append("swapped in" + (" (already loaded)" if event.get("reused") else ""))
+    elif name == "result":
+        parts.append("switch succeeded" if event.get("ok") else "switch failed")
+    errors = event.get("errors")
+    if isinstance(errors, dict):
+        parts.extend(f"{slot}: {why}" for slot, why in errors.items())
+    for key in ("load_ms", "warmup_ms", "swap_ms", "duration_ms"):
+        value = event.get(key)
+        if isinstance(value, int | float) and value:
+            parts.append(f"{key.removesuffix('_ms').replace('warmup', 'warm-up')} {value:.1f} ms")
+    return " · ".join(dict.fromkeys(parts)) or name or "progress"
+
+
+def render_switch_progress(event: dict[str, Any], *, phase: str, failed: bool) -> str:
+    stepper = render_to_string(
+        "partials/stepper.html", {"steps": phase_steps(phase, failed=failed), "oob": True}
+    )
+    css = "err" if failed else ""
+    line = format_html(
+        '<ul id="switch-log" hx-swap-oob="beforeend"><li class="{}">{}</li></ul>',
+        css,
+        _describe(event),
+    )
+    return stepper + line
+
+
+def render_slots_oob(user) -> str:
+    from modelmgr.views.slots import slot_cards
+
+    return render_to_string(
+        "settings.html#slots", {"cards": slot_cards(user=user), "oob": True, "user": user}
+    )
+
+
+def render_switch_done(user, event: dict[str, Any], *, failed_phase: str) -> str:
+    """The outcome box, the final stepper, and the slot cards as they are now."""
+    from modelmgr.views.switching import SwitchRun
+
+    run = SwitchRun(
+        id=event.get("switch_id", ""),
+        kind=event.get("kind", "switch"),
+        assignments=event.get("assignments") or {},
+        actor_label=event.get("actor", ""),
+    )
+    run.ok = bool(event.get("ok"))
+    run.error = event.get("error") or ""
+    run.result = event.get("result") or {}
+    duration = event.get("duration_ms")
+    run.finished_at = run.started_at + (duration / 1000 if duration else 0)
+    steps = (
+        phase_steps("done")
+        if run.ok
+        else phase_steps(failed_phase if failed_phase in PHASES else "validating", failed=True)
+    )
+    html = render_to_string("partials/stepper.html", {"steps": steps, "oob": True})
+    html += render_to_string("settings.html#switch-result", {"run": run, "user": user})
+    return html + render_slots_oob(user)
+
+
+def render_import(job: dict[str, Any], user) -> str:
+    if job.get("deleted"):
+        return render_to_string("imports.html#job-gone", {"job": job})
+    return render_to_string("imports.html#job", {"job": job, "user": user})
+
+
+def render_workers(user) -> str:
+    from modelmgr.views.status import status_context
+
+    return render_to_string("status.html#workers", {**status_context(), "user": user})
+
+
+def render_audit(user, event_id: Any) -> str:
+    from modelmgr.views.audit import audit_visible_to
+
+    if not isinstance(event_id, int):
+        return ""
+    event = audit_visible_to(user).filter(pk=event_id).first()
+    if event is None:
+        return ""
+    row = render_to_string("audit.html#row", {"event": event, "user": user})
+    toast = render_to_string("partials/toast.html", {"event": event})
+    return row + toast

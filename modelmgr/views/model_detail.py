@@ -1,0 +1,181 @@
+"""/models/<name>: versions, files, signature, metrics, requirements, usage and actions."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from modelmgr.exceptions import ModelmgrError, NotFound
+from modelmgr.models import RegisteredModel, Slot
+from modelmgr.registry import selectors, services
+from modelmgr.views.common import HtmxHttpRequest, error_text, render_page
+from modelmgr.views.usage import usage_for_version
+
+VERSIONS_SHOWN = 100
+
+
+def _model(request: HtmxHttpRequest, name: str) -> RegisteredModel:
+    try:
+        return selectors.model_get(
+            user=request.user, name=name, owner=request.GET.get("owner") or None
+        )
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+def _model_url(model: RegisteredModel, user, version: str | None = None) -> str:
+    params = []
+    if model.owner_id != user.pk:
+        params.append(f"owner={model.owner.get_username()}")
+    if version:
+        params.append(f"version={version}")
+    return reverse("model-detail", args=[model.name]) + ("?" + "&".join(params) if params else "")
+
+
+def _version_context(
+    request,
+    model: RegisteredModel,
+    selected,
+    *,
+    message: str = "",
+    error: str = "",
+    checks: list | None = None,
+) -> dict:
+    serving = []
+    if selected is not None:
+        serving = list(Slot.objects.filter(active_version=selected).values_list("name", flat=True))
+    return {
+        "model": model,
+        "selected": selected,
+        "serving": serving,
+        "usage": usage_for_version(selected) if selected is not None else None,
+        "message": message,
+        "error": error,
+        "checks": checks or [],
+        "owner_q": f"?owner={model.owner.get_username()}"
+        if model.owner_id != request.user.pk
+        else "",
+    }
+
+
+@login_required
+@require_GET
+def model_detail_page(request: HtmxHttpRequest, name: str):
+    model = _model(request, name)
+    versions = list(
+        selectors.version_list(user=request.user, model=model, limit=VERSIONS_SHOWN).items
+    )
+    wanted = request.GET.get("version")
+    selected = next((v for v in versions if v.version == wanted), None) if wanted else None
+    if selected is None and versions:
+        selected = next((v for v in versions if v.status == "available"), versions[0])
+    context = {**_version_context(request, model, selected), "versions": versions}
+    return render_page(request, "model_detail.html", context, partial="version" if wanted else None)
+
+
+def _validate(version, actor, actor_label: str) -> tuple[str, str, list]:
+    """(message, error, checks) of a validation, for the version panel."""
+    from modelmgr.deploy.validate import version_validate
+
+    outcome = version_validate(version=version, actor=actor, actor_label=actor_label)
+    if outcome["ok"]:
+        return outcome["detail"], "", outcome.get("checks", [])
+    return "", outcome["detail"], outcome.get("checks", [])
+
+
+@login_required
+@require_POST
+def version_action(request: HtmxHttpRequest, name: str, version: str, action: str):
+    from modelmgr.api.auth import request_actor_label
+
+    model = _model(request, name)
+    try:
+        found = selectors.version_get(user=request.user, model=model, version=version)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    label = request_actor_label(request)
+    message, error, checks = "", "", []
+    try:
+        if action == "validate":
+            message, error, checks = _validate(found, request.user, label)
+        elif action == "verify":
+            from modelmgr.ingest.services import version_verify
+
+            result = version_verify(version=found, actor=request.user)
+            checks = result["files"]
+            if result["ok"]:
+                message = f"All {len(checks)} file(s) of {found.ref} match their sha256."
+            else:
+                error = f"{found.ref} failed the integrity check; it is now in error."
+        elif action in ("production-ready", "not-production-ready"):
+            ready = action == "production-ready"
+            services.version_update(
+                version=found,
+                actor=request.user,
+                fields={"production_ready": ready},
+                actor_label=label,
+            )
+            message = f"{found.ref} is {'now' if ready else 'no longer'} marked production-ready."
+        elif action in ("archive", "unarchive"):
+            services.version_update(
+                version=found,
+                actor=request.user,
+                actor_label=label,
+                status="archived" if action == "archive" else "available",
+            )
+            message = f"{found.ref} {'archived' if action == 'archive' else 'unarchived'}."
+        elif action == "delete":
+            services.version_delete(version=found, actor=request.user, actor_label=label)
+            messages.success(request, f"Deleted {found.ref}.")
+            target = _model_url(model, request.user)
+            return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
+        else:
+            return HttpResponse(f"unknown action {action!r}", status=404)
+    except ModelmgrError as exc:
+        error = error_text(exc)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif message:
+            messages.success(request, message)
+        return redirect(_model_url(model, request.user, found.version))
+    fresh = selectors.version_queryset(user=request.user).get(pk=found.pk)
+    versions = list(
+        selectors.version_list(user=request.user, model=model, limit=VERSIONS_SHOWN).items
+    )
+    context = {
+        **_version_context(request, model, fresh, message=message, error=error, checks=checks),
+        "versions": versions,
+    }
+    # The version panel, plus the versions table out of band (status badges may change).
+    return render_page(request, "model_detail.html", context, partial="version-and-list")
+
+
+@login_required
+@require_POST
+def model_delete_action(request: HtmxHttpRequest, name: str):
+    from modelmgr.api.auth import request_actor_label
+
+    model = _model(request, name)
+    try:
+        services.model_delete(
+            model=model, actor=request.user, actor_label=request_actor_label(request)
+        )
+    except ModelmgrError as exc:
+        if request.htmx:
+            return render_page(
+                request,
+                "model_detail.html",
+                {"model": model, "delete_error": error_text(exc)},
+                partial="delete-model",
+            )
+        messages.error(request, error_text(exc))
+        return redirect(_model_url(model, request.user))
+    messages.success(request, f"Deleted model {model.name} and its versions.")
+    target = reverse("models")
+    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)

@@ -1,0 +1,36 @@
+"""Routes of the browser pages; one module per page under modelmgr/views/."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.generic import RedirectView
+
+from modelmgr.views import audit, imports, model_detail, models, settings_page, status, upload
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="settings", permanent=False), name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("settings", settings_page.settings_view, name="settings"),
+    path("settings/apply", settings_page.settings_apply, name="settings-apply"),
+    path("settings/runs/<slug:run_id>", settings_page.settings_run, name="settings-run"),
+    path(
+        "settings/<slug:slot_name>/rollback",
+        settings_page.settings_rollback,
+        name="settings-rollback",
+    ),
+    path("models", models.model_list_page, name="models"),
+    path("models/upload", upload.upload_page, name="upload"),
+    path("models/<slug:name>", model_detail.model_detail_page, name="model-detail"),
+    path("models/<slug:name>/delete", model_detail.model_delete_action, name="model-delete"),
+    path(
+        "models/<slug:name>/versions/<str:version>/<slug:action>",
+        model_detail.version_action,
+        name="version-action",
+    ),
+    path("imports", imports.imports_page, name="imports"),
+    path("imports/<int:job_id>/<slug:action>", imports.import_action, name="import-action"),
+    path("status", status.status_page, name="status"),
+    path("audit", audit.audit_page, name="audit"),
+]

@@ -1,0 +1,44 @@
+"""Usage of a version for its page: totals per slot and per-minute plots (uPlot specs)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _spec(x: list, series: list[tuple[str, list]], *, unit: str, empty: str) -> str:
+    """The JSON our charts read (static/js/modelmgr.js): x in epoch seconds, series."""
+    return json.dumps(
+        {
+            "x": x,
+            "unit": unit,
+            "empty": empty,
+            "series": [{"label": label, "values": values} for label, values in series],
+        }
+    )
+
+
+def usage_for_version(version) -> dict[str, Any]:
+    """Totals per slot (all time) and the last 24 h as latency and request plots."""
+    from modelmgr.deploy.stats import stats_for_version
+
+    stats = stats_for_version(version=version)
+    labels = stats["plot"]["labels"]
+    columns = dict(zip(labels, stats["plot"]["data"], strict=False))
+    x = columns.get("time", [])
+    empty = "No requests in the last 24 hours."
+    return {
+        "totals": stats["totals"],
+        "latency_plot": _spec(
+            x,
+            [("p50", columns.get("p50 ms", [])), ("p95", columns.get("p95 ms", []))],
+            unit="ms",
+            empty=empty,
+        ),
+        "requests_plot": _spec(
+            x,
+            [("requests", columns.get("requests", [])), ("errors", columns.get("errors", []))],
+            unit="req/min",
+            empty=empty,
+        ),
+    }

@@ -1,0 +1,161 @@
+/* modelmgr: the little JavaScript the pages need beyond htmx: the live indicator,
+   toasts, the upload progress bar and uPlot charts. */
+(function () {
+  "use strict";
+
+  function formatBytes(n) {
+    if (!isFinite(n)) return "?";
+    var units = ["B", "KB", "MB", "GB", "TB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : n) + " " + units[i];
+  }
+
+  /* live indicator: the ws extension fires these on the element with ws-connect */
+  function setLive(on) {
+    var dot = document.getElementById("live-dot"), label = document.getElementById("live-label");
+    if (dot) dot.classList.toggle("on", on);
+    if (label) label.textContent = on ? "live" : "offline";
+    document.body.dataset.live = on ? "1" : "0";
+  }
+  document.addEventListener("htmx:wsOpen", function () { setLive(true); });
+  document.addEventListener("htmx:wsClose", function () { setLive(false); });
+  document.addEventListener("htmx:wsError", function () { setLive(false); });
+
+  /* toasts fade out by CSS; remove them once they have */
+  document.addEventListener("animationend", function (evt) {
+    if (evt.target.classList && evt.target.classList.contains("toast")) evt.target.remove();
+  });
+
+  /* a pushed row for something the page does not show yet (a new import, a new audit
+     event): elements with data-prepend-to go to the top of that container instead */
+  document.addEventListener("htmx:oobErrorNoTarget", function (evt) {
+    var content = evt.detail.content;
+    var where = content && content.dataset && content.dataset.prependTo;
+    var container = where && document.querySelector(where);
+    if (!container) return;
+    container.querySelectorAll("[data-empty]").forEach(function (e) { e.remove(); });
+    container.prepend(content);
+    if (window.htmx) window.htmx.process(content);
+  });
+
+  /* upload progress: htmx fires htmx:xhr:progress on the requesting form */
+  function uploadBar(percent, text) {
+    var bar = document.getElementById("upload-bar");
+    if (!bar) return;
+    bar.querySelector("span").style.width = percent + "%";
+    bar.setAttribute("aria-valuenow", String(percent));
+    document.getElementById("upload-percent").textContent = percent + "%";
+    if (text) document.getElementById("upload-bytes").textContent = text;
+  }
+  document.addEventListener("htmx:xhr:progress", function (evt) {
+    if (!evt.target || evt.target.id !== "upload-form") return;
+    var d = evt.detail;
+    if (!d.lengthComputable && !d.total) return;
+    var percent = Math.floor((d.loaded / d.total) * 100);
+    uploadBar(percent, formatBytes(d.loaded) + " of " + formatBytes(d.total) +
+      (percent >= 100 ? " sent, inspecting…" : ""));
+  });
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (evt.target && evt.target.id === "upload-form") {
+      var bar = document.getElementById("upload-bar");
+      if (bar) bar.className = "bar";
+      uploadBar(0, "starting…");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (!evt.target || evt.target.id !== "upload-form") return;
+    var bar = document.getElementById("upload-bar");
+    var ok = evt.detail.successful && !document.querySelector("#upload-result .msg.err");
+    if (bar) bar.className = "bar " + (ok ? "ok" : "err");
+    document.getElementById("upload-bytes").textContent = ok ? "uploaded and inspected" : "refused";
+  });
+
+  /* charts: <div class="plot" data-plot='{"x": [...unix s], "series": [{"label", "values"}], "unit"}'> */
+  var COLORS = ["#2f6fed", "#d4a72c", "#1a7f37", "#cf222e", "#8250df"];
+
+  function clock(seconds, withSeconds) {
+    var d = new Date(seconds * 1000), pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + (withSeconds ? ":" + pad(d.getSeconds()) : "");
+  }
+
+  function drawPlot(el) {
+    if (!window.uPlot || el.dataset.drawn === el.dataset.plot) return;
+    var spec;
+    try { spec = JSON.parse(el.dataset.plot); } catch (e) { return; }
+    el.dataset.drawn = el.dataset.plot;
+    var hasData = spec.x && spec.x.length > 0;
+    if (hasData && el._uplot && el._uplot.series.length === spec.series.length + 1) {
+      el._uplot.setData([spec.x].concat(spec.series.map(function (s) { return s.values; })));
+      return;
+    }
+    if (el._uplot) { el._uplot.destroy(); el._uplot = null; }
+    el.innerHTML = "";
+    if (!hasData) {
+      el.innerHTML = '<div class="plot-empty">' + (spec.empty || "No data yet.") + "</div>";
+      return;
+    }
+    var unit = spec.unit || "";
+    var series = [{ label: "time" }].concat(spec.series.map(function (s, i) {
+      return { label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2,
+               fill: i === 0 && spec.fill ? "rgba(47,111,237,.08)" : undefined,
+               points: { show: spec.x.length < 40 },
+               value: function (u, v) { return v == null ? "–" : v.toFixed(2) + " " + unit; } };
+    }));
+    var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
+    var span = spec.x[spec.x.length - 1] - spec.x[0];
+    var opts = {
+      width: Math.max(el.clientWidth, 280), height: spec.height || 220, series: series,
+      axes: [{ space: 80, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+                                   7200, 21600, 43200, 86400],
+               values: function (u, ticks) { return ticks.map(function (t) {
+                 return clock(t, span < 600); }); } },
+             { label: unit, size: 60 }],
+      legend: { live: false },
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max * 1.15, spec.ymin || 1)]; } } }
+    };
+    el._uplot = new window.uPlot(opts, data, el);
+  }
+
+  function drawAll(root) {
+    (root || document).querySelectorAll(".plot[data-plot]").forEach(drawPlot);
+  }
+  window.modelmgrDrawPlots = drawAll;
+  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
+  document.addEventListener("htmx:afterSettle", function () { drawAll(document); });
+  document.addEventListener("htmx:oobAfterSwap", function () { drawAll(document); });
+  window.addEventListener("resize", function () {
+    document.querySelectorAll(".plot[data-plot]").forEach(function (el) {
+      if (el._uplot) el._uplot.setSize({ width: Math.max(el.clientWidth, 280), height: el._uplot.height });
+    });
+  });
+
+  /* the status page's memory chart: samples arrive with every poll of the workers partial */
+  var memory = { x: [], series: {} };
+  var MAX_SAMPLES = 150;
+  function sampleMemory() {
+    var plot = document.getElementById("memory-plot");
+    var samples = document.querySelectorAll("#workers [data-mem-used]");
+    if (!plot || samples.length === 0) return;
+    var now = Date.now() / 1000;
+    memory.x.push(now);
+    samples.forEach(function (s) {
+      var key = s.dataset.memLabel;
+      if (!memory.series[key]) memory.series[key] = new Array(memory.x.length - 1).fill(null);
+      memory.series[key].push(Number(s.dataset.memUsed) / 1048576);
+    });
+    Object.keys(memory.series).forEach(function (k) {
+      if (memory.series[k].length < memory.x.length) memory.series[k].push(null);
+      if (memory.series[k].length > MAX_SAMPLES) memory.series[k].shift();
+    });
+    if (memory.x.length > MAX_SAMPLES) memory.x.shift();
+    plot.dataset.plot = JSON.stringify({
+      x: memory.x, unit: "MB", fill: true,
+      series: Object.keys(memory.series).map(function (k) { return { label: k, values: memory.series[k] }; })
+    });
+    drawPlot(plot);
+  }
+  document.addEventListener("DOMContentLoaded", sampleMemory);
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (evt.target && evt.target.id === "workers") sampleMemory();
+  });
+})();

@@ -1,0 +1,42 @@
+"""/status: the worker's device, memory against its budget, and loaded models, live."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.views.conftest import HTMX
+from tests.views.support import ingested, serving_slot
+from tests.workerproc import free_port, start_worker
+
+
+@pytest.mark.django_db
+def test_an_unreachable_worker_is_shown_in_red_with_the_cause(owner_client, settings):
+    settings.MODELMGR_WORKER_URL = f"http://127.0.0.1:{free_port()}"
+    html = owner_client.get("/status").content.decode()
+    assert '<span class="badge err">unreachable</span>' in html
+    assert "cannot connect" in html
+
+
+@pytest.mark.django_db
+def test_the_workers_region_polls_every_two_seconds(owner_client, settings):
+    settings.MODELMGR_WORKER_URL = f"http://127.0.0.1:{free_port()}"
+    html = owner_client.get("/status", **HTMX).content.decode()
+    assert html.lstrip().startswith('<div id="workers" hx-get="/status" hx-trigger="every 2s"')
+    assert "<nav" not in html
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_shows_device_memory_and_loaded_models(
+    owner_client, owner, model_files, tmp_path, settings
+):
+    serving_slot("classifier", ingested(owner, model_files, tmp_path))
+    with start_worker(env={"MODELMGR_WORKER_RAM_BUDGET_MB": "64"}) as worker:
+        worker.wait_ready()
+        settings.MODELMGR_WORKER_URL = worker.url
+        html = owner_client.get("/status").content.decode()
+    assert '<span class="badge ok">ready</span>' in html
+    assert "<strong>cpu</strong>" in html and "CPUExecutionProvider" in html
+    assert 'data-mem-budget="67108864"' in html and "of 64.0\xa0MB" in html
+    assert "<code>clf@1</code>" in html and '<span class="badge ok">classifier</span>' in html
+    assert 'id="memory-plot"' in html
