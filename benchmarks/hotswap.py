@@ -1,0 +1,153 @@
+"""Hot-swap under load: 32 concurrent clients call a slot through the public API while
+it switches between two versions 100 times.
+
+Targets (issue #3): 0 failed requests; p99 during swaps <= 2x steady p99; no stall over
+50 ms; worker RSS growth <= 100 MB.
+"Steady" requests are those that neither started nor ended inside a switch's window;
+"swap" requests overlap one. A stall is the longest latency of a request in a swap window.
+Usage: .venv/bin/python benchmarks/hotswap.py [--swaps 100] [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _harness import emit, percentile, print_table, serving_deployment  # noqa: E402
+
+
+async def client_loop(client, body, stop, records):
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            r = await client.post("/api/v1/slots/bench/predict", content=body)
+            ok = r.status_code == 200
+            detail = "" if ok else f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, repr(exc)
+        records.append((started, time.perf_counter(), ok, detail))
+
+
+async def run(dep, swaps: int, clients: int, warm_s: float):
+    features = np.random.default_rng(0).normal(size=(1, 16)).astype(np.float32)
+    body = json.dumps({"inputs": {"features": features.tolist()}}).encode()
+    headers = {**dep.auth(), "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    records: list[tuple[float, float, bool, str]] = []
+    windows: list[tuple[float, float]] = []
+    switch_ms: list[float] = []
+    switch_errors: list[str] = []
+    stop = asyncio.Event()
+    async with (
+        httpx.AsyncClient(
+            base_url=dep.web_url, headers=headers, timeout=60, limits=limits
+        ) as client,
+        httpx.AsyncClient(base_url=dep.web_url, headers=dep.auth(), timeout=120) as control,
+    ):
+        tasks = [
+            asyncio.create_task(client_loop(client, body, stop, records)) for _ in range(clients)
+        ]
+        await asyncio.sleep(warm_s)  # steady state before the first swap
+        for i in range(swaps):
+            target = "bench-classifier@2" if i % 2 == 0 else "bench-classifier@1"
+            started = time.perf_counter()
+            r = await control.post("/api/v1/switch", json={"bench": target})
+            ended = time.perf_counter()
+            windows.append((started, ended))
+            switch_ms.append((ended - started) * 1000)
+            if r.status_code != 200:
+                switch_errors.append(f"{r.status_code} {r.text[:200]}")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(warm_s)
+        stop.set()
+        await asyncio.gather(*tasks)
+    return records, windows, switch_ms, switch_errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--swaps", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--warm-s", type=float, default=5.0)
+    args = parser.parse_args()
+
+    from modelmgr.demo import build_classifier
+
+    with serving_deployment() as dep:
+        dep.register(
+            build_classifier(dep.tmp / "c1.onnx", seed=1), name="bench-classifier", version="1"
+        )
+        dep.register(
+            build_classifier(dep.tmp / "c2.onnx", seed=2), name="bench-classifier", version="2"
+        )
+        dep.start_all()
+        with httpx.Client(base_url=dep.web_url, headers=dep.auth(), timeout=60) as web:
+            web.post(
+                "/api/v1/slots", json={"name": "bench", "task": "classifier"}
+            ).raise_for_status()
+            web.post("/api/v1/switch", json={"bench": "bench-classifier@1"}).raise_for_status()
+        dep.wait_ready()
+        worker_proc = psutil.Process(dep.worker.pid)
+        rss_before = worker_proc.memory_info().rss
+        records, windows, switch_ms, switch_errors = asyncio.run(
+            run(dep, args.swaps, args.clients, args.warm_s)
+        )
+        rss_after = worker_proc.memory_info().rss
+
+    def overlaps(start, end):
+        return any(start <= w_end and end >= w_start for w_start, w_end in windows)
+
+    latencies = [(end - start) * 1000 for start, end, ok, _ in records if ok]
+    failed = [detail for _, _, ok, detail in records if not ok]
+    steady = [(e - s) * 1000 for s, e, ok, _ in records if ok and not overlaps(s, e)]
+    during = [(e - s) * 1000 for s, e, ok, _ in records if ok and overlaps(s, e)]
+    figures = {
+        "swaps": args.swaps,
+        "clients": args.clients,
+        "requests": len(records),
+        "failed": len(failed),
+        "steady_p50_ms": round(percentile(steady, 50), 2),
+        "steady_p99_ms": round(percentile(steady, 99), 2),
+        "swap_p99_ms": round(percentile(during, 99), 2),
+        "max_stall_ms": round(max(during) if during else 0.0, 2),
+        "switch_ms_p50": round(percentile(switch_ms, 50), 1),
+        "switch_failures": len(switch_errors),
+        "worker_rss_growth_mb": round((rss_after - rss_before) / 1024**2, 1),
+    }
+    print_table(
+        f"hotswap benchmark: {args.clients} clients, {args.swaps} swaps",
+        [
+            ("requests (failed)", f"{figures['requests']} ({figures['failed']})  target 0 failed"),
+            ("steady p50 / p99", f"{figures['steady_p50_ms']} / {figures['steady_p99_ms']} ms"),
+            ("p99 during swaps", f"{figures['swap_p99_ms']} ms  (target <= 2x steady p99)"),
+            ("longest stall during swaps", f"{figures['max_stall_ms']} ms  (target <= 50)"),
+            (
+                "switch time p50",
+                f"{figures['switch_ms_p50']} ms ({len(switch_errors)} failed switches)",
+            ),
+            ("worker RSS growth", f"{figures['worker_rss_growth_mb']} MB  (target <= 100)"),
+            (
+                "throughput",
+                f"{len(latencies) / max(1e-9, records[-1][1] - records[0][0]):.0f} req/s"
+                if records
+                else "-",
+            ),
+        ],
+    )
+    for detail in (failed + switch_errors)[:5]:
+        print("  e.g.", detail)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
