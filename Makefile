@@ -9,7 +9,7 @@ PG_URL    ?= postgres://postgres@127.0.0.1:5432/test
 REDIS     ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres browser lint clean
+.PHONY: setup run test test-sqlite test-postgres browser screenshots lint clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ test-postgres:
 	else \
 	  echo "PostgreSQL or Redis is not answering: skipping the PostgreSQL + Redis pass"; \
 	fi
+
+# Refreshes the README's pictures from the browser tests (a test run writes them to var/).
+screenshots: setup browser
+	MODELMGR_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots env -u DATABASE_URL -u REDIS_URL \
+	  $(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -22,15 +22,23 @@ class RejectOversizeBody:
             # multipart framing adds a little; the exact per-file cap is enforced while streaming
             if length is not None and length > limit + 1024 * 1024:
                 body = json.dumps(
-                    {"detail": f"request body of {length} bytes exceeds the {limit} byte upload limit"}
+                    {
+                        "detail": (
+                            f"request body of {length} bytes exceeds the {limit} byte upload limit"
+                        )
+                    }
                 ).encode()
-                await send({
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")],
-                })
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

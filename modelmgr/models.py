@@ -137,7 +137,10 @@ class ModelVersion(models.Model):
     error = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -179,7 +182,9 @@ class ArtifactFile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["version", "path"], name="unique_path_per_version"),
             models.UniqueConstraint(
-                fields=["version"], condition=Q(is_primary=True), name="one_primary_file_per_version"
+                fields=["version"],
+                condition=Q(is_primary=True),
+                name="one_primary_file_per_version",
             ),
         ]
 
@@ -197,13 +202,21 @@ class Slot(models.Model):
     # ModelVersion.signature; a version must match names, dtypes and fixed dims.
     contract = models.JSONField(default=dict, blank=True)
     active_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="active_in_slots"
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="active_in_slots",
     )
     previous_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     canary_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="canary_in_slots"
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="canary_in_slots",
     )
     canary_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
     updated_at = models.DateTimeField(auto_now=True)
@@ -336,6 +349,9 @@ class UsageBucket(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.slot_name} {self.version_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
 
 class DownloadState(models.TextChoices):
     QUEUED = "queued"
@@ -372,7 +388,9 @@ class DownloadJob(models.Model):
     url = models.CharField(max_length=2000)
     expected_sha256 = models.CharField(max_length=64, blank=True)
     state = models.CharField(
-        max_length=16, choices=DownloadState.choices, default=DownloadState.QUEUED,
+        max_length=16,
+        choices=DownloadState.choices,
+        default=DownloadState.QUEUED,
         db_index=True,
     )
     bytes_done = models.BigIntegerField(default=0)

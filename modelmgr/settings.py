@@ -133,9 +133,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/settings"
 LOGOUT_REDIRECT_URL = "/login/"
-AUTH_PASSWORD_VALIDATORS = [] if EMBEDDED_DEFAULT else [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
+AUTH_PASSWORD_VALIDATORS = (
+    []
+    if EMBEDDED_DEFAULT
+    else [
+        {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    ]
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

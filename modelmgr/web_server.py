@@ -103,7 +103,6 @@ class StreamingBodyServer(Server):
         )
         return input_queue
 
-
     async def handle_reply(self, protocol, message):
         """daphne's handle_reply, then wait for the client to take the bytes."""
         last_body = message.get("type") == "http.response.body" and not message.get("more_body")

@@ -51,16 +51,18 @@ def other_user(django_user_model):
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("stella", password="pw-stella", is_staff=True,
-                                                 is_superuser=True)
+    return django_user_model.objects.create_user(
+        "stella", password="pw-stella", is_staff=True, is_superuser=True
+    )
 
 
 def make_token(user, scopes=("read", "write"), name="robot") -> str:
     from modelmgr.models import ApiToken
 
     raw = ApiToken.generate()
-    ApiToken.objects.create(user=user, name=name, token_hash=ApiToken.hash_token(raw),
-                            scopes=list(scopes))
+    ApiToken.objects.create(
+        user=user, name=name, token_hash=ApiToken.hash_token(raw), scopes=list(scopes)
+    )
     return raw
 
 

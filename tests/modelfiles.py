@@ -20,8 +20,15 @@ def _mlp(in_features: int = 4, out_features: int = 2, seed: int = 0):
     ).eval()
 
 
-def build_onnx(path: Path, *, in_features: int = 4, out_features: int = 2, seed: int = 0,
-               input_name: str = "x", output_name: str = "y") -> Path:
+def build_onnx(
+    path: Path,
+    *,
+    in_features: int = 4,
+    out_features: int = 2,
+    seed: int = 0,
+    input_name: str = "x",
+    output_name: str = "y",
+) -> Path:
     """An MLP exported with the dynamo exporter: input [batch, in_features] float32."""
     import torch
 
@@ -30,8 +37,13 @@ def build_onnx(path: Path, *, in_features: int = 4, out_features: int = 2, seed:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example,), str(path), input_names=[input_name], output_names=[output_name],
-            dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
+            model,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            external_data=False,
             verbose=False,
         )
     return path
@@ -45,13 +57,20 @@ def build_onnx_external_data(folder: Path, *, location: str = "weights.bin") -> 
     model = onnx.load(str(src))
     src.unlink()
     target = folder / "model.onnx"
-    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=location, size_threshold=0)
+    onnx.save_model(
+        model,
+        str(target),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=location,
+        size_threshold=0,
+    )
     return target
 
 
-def build_torchscript(path: Path, *, in_features: int = 4, out_features: int = 2,
-                      seed: int = 0) -> Path:
+def build_torchscript(
+    path: Path, *, in_features: int = 4, out_features: int = 2, seed: int = 0
+) -> Path:
     import torch
 
     model = _mlp(in_features, out_features, seed)

@@ -32,9 +32,17 @@ TORCH_EXTENSIONS = {".pt", ".pth", ".bin", ".ckpt"}
 SKLEARN_EXTENSIONS = {".pkl", ".pickle", ".joblib"}
 KERAS_EXTENSIONS = {".h5", ".hdf5", ".keras"}
 # Which model file becomes the primary when a version holds several.
-PRIORITY = [Framework.ONNX, Framework.TORCH_EXPORT, Framework.TORCHSCRIPT,
-            Framework.SAFETENSORS, Framework.PYTORCH_STATE_DICT, Framework.PYTORCH_PICKLE,
-            Framework.KERAS, Framework.TENSORFLOW, Framework.SKLEARN]
+PRIORITY = [
+    Framework.ONNX,
+    Framework.TORCH_EXPORT,
+    Framework.TORCHSCRIPT,
+    Framework.SAFETENSORS,
+    Framework.PYTORCH_STATE_DICT,
+    Framework.PYTORCH_PICKLE,
+    Framework.KERAS,
+    Framework.TENSORFLOW,
+    Framework.SKLEARN,
+]
 UNSAFE = {Framework.PYTORCH_PICKLE, Framework.SKLEARN}
 
 
@@ -171,8 +179,9 @@ def framework_choice(raw: str | None) -> str | None:
     return raw
 
 
-def detect_version(files: list[IncomingFile], *, framework: str | None = None,
-                   primary_path: str | None = None) -> Detection:
+def detect_version(
+    files: list[IncomingFile], *, framework: str | None = None, primary_path: str | None = None
+) -> Detection:
     """Detect the framework and the primary file of a version.
 
     1. Classify every file by content, then extension.
@@ -203,8 +212,9 @@ def detect_version(files: list[IncomingFile], *, framework: str | None = None,
     detected = str(detected)  # the plain value, also in messages
     chosen = detected
     if requested and requested != detected:
-        stricter = (requested == Framework.PYTORCH_PICKLE
-                    and detected == Framework.PYTORCH_STATE_DICT)
+        stricter = (
+            requested == Framework.PYTORCH_PICKLE and detected == Framework.PYTORCH_STATE_DICT
+        )
         if not (stricter or detected == Framework.OTHER):
             raise IngestRejected(
                 f"framework {requested!r} contradicts the content: {primary} is {detected!r}"
@@ -214,8 +224,9 @@ def detect_version(files: list[IncomingFile], *, framework: str | None = None,
         chosen == Framework.HUGGINGFACE
         and any(kinds[path].framework == Framework.PYTORCH_PICKLE for path in hf_weights)
     )
-    return Detection(framework=chosen, primary_path=primary, kinds=kinds, unsafe=unsafe,
-                     detected=detected)
+    return Detection(
+        framework=chosen, primary_path=primary, kinds=kinds, unsafe=unsafe, detected=detected
+    )
 
 
 def _explicit_primary(primary_path: str | None, kinds: dict[str, FileKind]) -> str | None:
@@ -245,7 +256,11 @@ def _best_model_file(kinds: dict[str, FileKind]) -> str | None:
 
     def rank(path: str) -> tuple:
         pure = PurePosixPath(path)
-        return (PRIORITY.index(kinds[path].framework), len(pure.parts),
-                pure.stem.split(".")[0] != "model", path)
+        return (
+            PRIORITY.index(kinds[path].framework),
+            len(pure.parts),
+            pure.stem.split(".")[0] != "model",
+            path,
+        )
 
     return min(candidates, key=rank)

@@ -10,8 +10,9 @@ from modelmgr.exceptions import IngestRejected
 
 _TEXT_LIMITS = {"description": None, "python_version": 32, "quantization": 32}
 _NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss")
-ALLOWED_FIELDS = frozenset({*_TEXT_LIMITS, *_NUMBERS, "dependencies", "min_vram_mb",
-                            "production_ready", "metadata"})
+ALLOWED_FIELDS = frozenset(
+    {*_TEXT_LIMITS, *_NUMBERS, "dependencies", "min_vram_mb", "production_ready", "metadata"}
+)
 MAX_METADATA_BYTES = 64 * 1024
 
 

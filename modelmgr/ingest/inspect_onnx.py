@@ -60,8 +60,9 @@ def inspect_onnx(local: Path, *, path: str, version_sizes: dict[str, int]) -> tu
     return signature, inspection
 
 
-def _check_external_data(model: onnx.ModelProto, *, path: str,
-                         version_sizes: dict[str, int]) -> set[str]:
+def _check_external_data(
+    model: onnx.ModelProto, *, path: str, version_sizes: dict[str, int]
+) -> set[str]:
     folder = posixpath.dirname(path)
     used: set[str] = set()
     for tensor in _all_tensors(model):
@@ -98,10 +99,8 @@ def _check_external_data(model: onnx.ModelProto, *, path: str,
 
 
 def _run_checker(model: onnx.ModelProto, *, path: str) -> str:
-    graph_external = [t for t in model.graph.initializer
-                      if t.data_location == TensorProto.EXTERNAL]
-    total_external = sum(1 for t in _all_tensors(model)
-                         if t.data_location == TensorProto.EXTERNAL)
+    graph_external = [t for t in model.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    total_external = sum(1 for t in _all_tensors(model) if t.data_location == TensorProto.EXTERNAL)
     if total_external > len(graph_external):
         return "skipped: external data outside the main graph's initializers"
     candidate = model
@@ -114,8 +113,10 @@ def _run_checker(model: onnx.ModelProto, *, path: str) -> str:
         for tensor in graph_external:
             if tensor.name not in declared:
                 candidate.graph.input.append(
-                    onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type,
-                                                       list(tensor.dims)))
+                    onnx.helper.make_tensor_value_info(
+                        tensor.name, tensor.data_type, list(tensor.dims)
+                    )
+                )
         del candidate.graph.initializer[:]
         candidate.graph.initializer.extend(kept)
     try:

@@ -22,10 +22,26 @@ from modelmgr.ingest.torchzip import open_archive
 MAX_PROGRAM_BYTES = 64 * 1024 * 1024
 # torch/_export/serde/schema.py ScalarType
 SCALAR_TYPES = {
-    1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float16", 7: "float32",
-    8: "float64", 9: "complex32", 10: "complex64", 11: "complex128", 12: "bool",
-    13: "bfloat16", 28: "uint16", 29: "float8_e4m3fn", 30: "float8_e5m2",
-    31: "float8_e4m3fnuz", 32: "float8_e5m2fnuz", 33: "float8_e8m0fnu", 34: "uint32",
+    1: "uint8",
+    2: "int8",
+    3: "int16",
+    4: "int32",
+    5: "int64",
+    6: "float16",
+    7: "float32",
+    8: "float64",
+    9: "complex32",
+    10: "complex64",
+    11: "complex128",
+    12: "bool",
+    13: "bfloat16",
+    28: "uint16",
+    29: "float8_e4m3fn",
+    30: "float8_e5m2",
+    31: "float8_e4m3fnuz",
+    32: "float8_e5m2fnuz",
+    33: "float8_e8m0fnu",
+    34: "uint32",
     35: "uint64",
 }
 _SYMBOL_RE = re.compile(r"^Symbol\('([^']+)'")
@@ -46,8 +62,9 @@ def inspect_pt2(local: Path, *, path: str) -> tuple[dict, dict]:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise IngestRejected(f"{path} is not a valid .pt2 archive: {exc}") from None
     with archive.zf:
-        programs = sorted(n for n in archive.names if n.startswith("models/")
-                          and n.endswith(".json"))
+        programs = sorted(
+            n for n in archive.names if n.startswith("models/") and n.endswith(".json")
+        )
         if not programs:
             raise IngestRejected(f"{path} is not a valid .pt2 archive: no models/*.json")
         record = "models/model.json" if "models/model.json" in programs else programs[0]
@@ -57,8 +74,7 @@ def inspect_pt2(local: Path, *, path: str) -> tuple[dict, dict]:
             raise IngestRejected(f"{path} is not a valid .pt2 archive: {exc}") from None
     try:
         return _read_program(program, record)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
-            StopIteration) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, StopIteration) as exc:
         raise IngestRejected(
             f"{path} is not a valid .pt2 archive: unexpected program layout ({exc!r})"
         ) from None
@@ -69,18 +85,27 @@ def _read_program(program: dict, record: str) -> tuple[dict, dict]:
     graph = graph_module["graph"]
     values = graph["tensor_values"]
     specs = graph_module["signature"]
-    user_inputs = [_tensor_name(spec["user_input"]["arg"]) for spec in specs["input_specs"]
-                   if "user_input" in spec]
-    user_outputs = [_tensor_name(spec["user_output"]["arg"]) for spec in specs["output_specs"]
-                    if "user_output" in spec]
+    user_inputs = [
+        _tensor_name(spec["user_input"]["arg"])
+        for spec in specs["input_specs"]
+        if "user_input" in spec
+    ]
+    user_outputs = [
+        _tensor_name(spec["user_output"]["arg"])
+        for spec in specs["output_specs"]
+        if "user_output" in spec
+    ]
     arg_names = _forward_arg_names(graph_module)
     if len(arg_names) != len(user_inputs):
         arg_names = [name or f"input_{i}" for i, name in enumerate(user_inputs)]
     signature = {
-        "inputs": [_entry(display, name, values)
-                   for display, name in zip(arg_names, user_inputs, strict=True)],
-        "outputs": [_entry(name or f"output_{i}", name, values)
-                    for i, name in enumerate(user_outputs)],
+        "inputs": [
+            _entry(display, name, values)
+            for display, name in zip(arg_names, user_inputs, strict=True)
+        ],
+        "outputs": [
+            _entry(name or f"output_{i}", name, values) for i, name in enumerate(user_outputs)
+        ],
     }
     parameter_count = 0
     for spec in specs["input_specs"]:
@@ -122,8 +147,11 @@ def _entry(display: str, tensor_name: str | None, values: dict) -> dict:
     meta = values.get(tensor_name) if tensor_name else None
     if not meta:
         return {"name": display, "shape": None, "dtype": None}
-    return {"name": display, "shape": [_dim(d) for d in meta.get("sizes", [])],
-            "dtype": SCALAR_TYPES.get(meta.get("dtype"))}
+    return {
+        "name": display,
+        "shape": [_dim(d) for d in meta.get("sizes", [])],
+        "dtype": SCALAR_TYPES.get(meta.get("dtype")),
+    }
 
 
 def _dim(size: dict) -> int | str | None:

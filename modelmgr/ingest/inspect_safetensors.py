@@ -18,13 +18,26 @@ MAX_HEADER_BYTES = 100_000_000
 MAX_LISTED_TENSORS = 2000
 # safetensors dtype -> (numpy-style name, bits per element)
 DTYPES: dict[str, tuple[str, int]] = {
-    "BOOL": ("bool", 8), "U8": ("uint8", 8), "I8": ("int8", 8), "U16": ("uint16", 16),
-    "I16": ("int16", 16), "U32": ("uint32", 32), "I32": ("int32", 32), "U64": ("uint64", 64),
-    "I64": ("int64", 64), "F16": ("float16", 16), "BF16": ("bfloat16", 16),
-    "F32": ("float32", 32), "F64": ("float64", 64), "C64": ("complex64", 64),
-    "F8_E4M3": ("float8_e4m3fn", 8), "F8_E5M2": ("float8_e5m2", 8),
-    "F8_E8M0": ("float8_e8m0fnu", 8), "F4": ("float4_e2m1fn", 4),
-    "F6_E2M3": ("float6_e2m3fn", 6), "F6_E3M2": ("float6_e3m2fn", 6),
+    "BOOL": ("bool", 8),
+    "U8": ("uint8", 8),
+    "I8": ("int8", 8),
+    "U16": ("uint16", 16),
+    "I16": ("int16", 16),
+    "U32": ("uint32", 32),
+    "I32": ("int32", 32),
+    "U64": ("uint64", 64),
+    "I64": ("int64", 64),
+    "F16": ("float16", 16),
+    "BF16": ("bfloat16", 16),
+    "F32": ("float32", 32),
+    "F64": ("float64", 64),
+    "C64": ("complex64", 64),
+    "F8_E4M3": ("float8_e4m3fn", 8),
+    "F8_E5M2": ("float8_e5m2", 8),
+    "F8_E8M0": ("float8_e8m0fnu", 8),
+    "F4": ("float4_e2m1fn", 4),
+    "F6_E2M3": ("float6_e2m3fn", 6),
+    "F6_E3M2": ("float6_e3m2fn", 6),
 }
 
 
@@ -61,15 +74,19 @@ def read_header(local: Path, *, path: str) -> tuple[dict[str, dict], dict[str, s
     tensors = {name: _tensor(path, name, spec) for name, spec in header.items()}
     data_size = size - 8 - length
     position = 0
-    for name, tensor in sorted(tensors.items(), key=lambda item: (item[1]["begin"],
-                                                                   item[1]["end"])):
+    for name, tensor in sorted(
+        tensors.items(), key=lambda item: (item[1]["begin"], item[1]["end"])
+    ):
         if tensor["begin"] != position:
             problem = "overlaps another tensor" if tensor["begin"] < position else "leaves a gap"
             raise _bad(path, f"tensor {name!r} {problem} in the data region")
         position = tensor["end"]
     if position != data_size:
-        raise _bad(path, f"the tensors cover {position} bytes but the data region holds "
-                         f"{data_size} (truncated or padded file)")
+        raise _bad(
+            path,
+            f"the tensors cover {position} bytes but the data region holds "
+            f"{data_size} (truncated or padded file)",
+        )
     return tensors, metadata
 
 
@@ -79,8 +96,10 @@ def inspect_safetensors(local: Path, *, path: str) -> tuple[dict, dict]:
 
 
 def summarize(tensors: dict[str, dict]) -> dict:
-    listed = [{"name": name, "shape": t["shape"], "dtype": t["dtype"]}
-              for name, t in sorted(tensors.items())]
+    listed = [
+        {"name": name, "shape": t["shape"], "dtype": t["dtype"]}
+        for name, t in sorted(tensors.items())
+    ]
     return {
         "tensor_count": len(listed),
         "parameter_count": sum(numel(t["shape"]) for t in tensors.values()),
@@ -102,15 +121,23 @@ def _tensor(path: str, name: str, spec) -> dict:
     ):
         raise _bad(path, f"tensor {name!r} has an invalid shape {shape!r}")
     offsets = spec.get("data_offsets")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(
-        isinstance(o, int) and not isinstance(o, bool) for o in offsets
-    )) or not 0 <= offsets[0] <= offsets[1]:
+    if (
+        not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        )
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
         raise _bad(path, f"tensor {name!r} has invalid data_offsets {offsets!r}")
     numpy_name, bits = DTYPES[dtype]
     expected_bits = numel(shape) * bits
     if expected_bits != (offsets[1] - offsets[0]) * 8:
-        raise _bad(path, f"tensor {name!r} spans {offsets[1] - offsets[0]} bytes but its "
-                         f"shape {shape} of {dtype} needs {expected_bits / 8:g}")
+        raise _bad(
+            path,
+            f"tensor {name!r} spans {offsets[1] - offsets[0]} bytes but its "
+            f"shape {shape} of {dtype} needs {expected_bits / 8:g}",
+        )
     return {"dtype": numpy_name, "shape": shape, "begin": offsets[0], "end": offsets[1]}
 
 

@@ -28,8 +28,18 @@ from modelmgr.ingest.picklescan import (
 from modelmgr.ingest.torchzip import open_archive
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
-_CORRUPT = (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError,
-            IndexError, AttributeError, RecursionError, pickle.UnpicklingError)
+_CORRUPT = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    pickle.UnpicklingError,
+)
 
 
 def inspect_torchscript(local: Path, *, path: str) -> tuple[dict, dict]:
@@ -50,8 +60,9 @@ def inspect_torchscript(local: Path, *, path: str) -> tuple[dict, dict]:
             with archive.open("data.pkl") as fh:
                 classes = [(m, n) for m, n in pickle_globals(fh) if m.startswith("__torch__")]
             if not classes:
-                raise IngestRejected(f"{path} is not a valid TorchScript archive: data.pkl "
-                                     "names no scripted module")
+                raise IngestRejected(
+                    f"{path} is not a valid TorchScript archive: data.pkl names no scripted module"
+                )
             module, cls = classes[0]
             record = "code/" + module.replace(".", "/") + ".py"
             source = archive.read(record, limit=MAX_SOURCE_BYTES).decode("utf-8", "replace")
@@ -88,15 +99,18 @@ def _forward_signature(source: str, cls: str) -> tuple[list[tuple[str, str]] | N
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "forward":
                     params = item.args.posonlyargs + item.args.args + item.args.kwonlyargs
-                    args = [(a.arg, ast.unparse(a.annotation) if a.annotation else "Any")
-                            for a in params[1:]]
+                    args = [
+                        (a.arg, ast.unparse(a.annotation) if a.annotation else "Any")
+                        for a in params[1:]
+                    ]
                     returns = ast.unparse(item.returns) if item.returns else "Any"
                     return args, returns
     return None, ""
 
 
-_FORWARD_RE = re.compile(r"def forward\(\s*self[^,)]*,?(?P<args>.*?)\)\s*->\s*(?P<ret>[^:]+):",
-                         re.DOTALL)
+_FORWARD_RE = re.compile(
+    r"def forward\(\s*self[^,)]*,?(?P<args>.*?)\)\s*->\s*(?P<ret>[^:]+):", re.DOTALL
+)
 
 
 def _forward_by_regex(source: str) -> tuple[list[tuple[str, str]] | None, str]:
@@ -174,12 +188,13 @@ def inspect_state_dict(local: Path, *, path: str) -> tuple[dict, dict]:
     try:
         with local.open("rb") as fh:
             is_zip = fh.read(4) == b"PK\x03\x04"
-        obj, storage_sizes = (_load_zip(local, path) if is_zip
-                              else (_load_legacy(local), None))
+        obj, storage_sizes = _load_zip(local, path) if is_zip else (_load_legacy(local), None)
         tensors = list(iter_tensors(obj))
     except UnsafePickle as exc:
-        raise IngestRejected(f"{path} is not a plain state dict: its pickle imports {exc} "
-                             "(a pickled object that would run code to load)") from None
+        raise IngestRejected(
+            f"{path} is not a plain state dict: its pickle imports {exc} "
+            "(a pickled object that would run code to load)"
+        ) from None
     except IngestRejected:
         raise
     except _CORRUPT as exc:
@@ -208,8 +223,11 @@ def _load_zip(local: Path, path: str):
     archive = open_archive(local, label=path)
     with archive.zf:
         obj = RestrictedUnpickler(_bytes_io(archive.read("data.pkl"))).load()
-        sizes = {name[len("data/"):]: archive.size(name)
-                 for name in archive.names if name.startswith("data/")}
+        sizes = {
+            name[len("data/") :]: archive.size(name)
+            for name in archive.names
+            if name.startswith("data/")
+        }
     return obj, sizes
 
 

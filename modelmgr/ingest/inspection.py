@@ -68,9 +68,15 @@ def _inspect_huggingface(detection: Detection, local: dict[str, Path]) -> tuple[
     architectures = config.get("architectures") or []
     if not isinstance(architectures, list):
         architectures = [str(architectures)]
-    weights = [path for path in sorted(local) if "/" not in path and (
-        path.endswith(".safetensors") or (path.startswith("pytorch_model")
-                                         and path.endswith(".bin")))]
+    weights = [
+        path
+        for path in sorted(local)
+        if "/" not in path
+        and (
+            path.endswith(".safetensors")
+            or (path.startswith("pytorch_model") and path.endswith(".bin"))
+        )
+    ]
     tensors: dict[str, dict] = {}
     notes: list[str] = []
     for path in weights:

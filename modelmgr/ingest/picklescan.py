@@ -23,40 +23,102 @@ from typing import Any, BinaryIO
 
 # Legacy typed storages: the element dtype is in the class name.
 STORAGE_DTYPES: dict[str, str] = {
-    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
-    "BoolStorage": "bool", "ComplexDoubleStorage": "complex128",
-    "ComplexFloatStorage": "complex64", "QInt8Storage": "qint8", "QInt32Storage": "qint32",
-    "QUInt8Storage": "quint8", "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4",
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexDoubleStorage": "complex128",
+    "ComplexFloatStorage": "complex64",
+    "QInt8Storage": "qint8",
+    "QInt32Storage": "qint32",
+    "QUInt8Storage": "quint8",
+    "QUInt4x2Storage": "quint4x2",
+    "QUInt2x4Storage": "quint2x4",
 }
 # torch.<dtype> globals (new dtypes are pickled as UntypedStorage + a dtype global).
 TORCH_DTYPES: dict[str, int] = {
-    "float64": 8, "double": 8, "float32": 4, "float": 4, "float16": 2, "half": 2,
-    "bfloat16": 2, "int64": 8, "long": 8, "int32": 4, "int": 4, "int16": 2, "short": 2,
-    "int8": 1, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8, "bool": 1,
-    "complex64": 8, "cfloat": 8, "complex128": 16, "cdouble": 16, "complex32": 4,
-    "float8_e4m3fn": 1, "float8_e5m2": 1, "float8_e4m3fnuz": 1, "float8_e5m2fnuz": 1,
-    "float8_e8m0fnu": 1, "float4_e2m1fn_x2": 1, "qint8": 1, "qint32": 4, "quint8": 1,
+    "float64": 8,
+    "double": 8,
+    "float32": 4,
+    "float": 4,
+    "float16": 2,
+    "half": 2,
+    "bfloat16": 2,
+    "int64": 8,
+    "long": 8,
+    "int32": 4,
+    "int": 4,
+    "int16": 2,
+    "short": 2,
+    "int8": 1,
+    "uint8": 1,
+    "uint16": 2,
+    "uint32": 4,
+    "uint64": 8,
+    "bool": 1,
+    "complex64": 8,
+    "cfloat": 8,
+    "complex128": 16,
+    "cdouble": 16,
+    "complex32": 4,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "float8_e4m3fnuz": 1,
+    "float8_e5m2fnuz": 1,
+    "float8_e8m0fnu": 1,
+    "float4_e2m1fn_x2": 1,
+    "qint8": 1,
+    "qint32": 4,
+    "quint8": 1,
 }
 ITEMSIZE: dict[str, int] = {**TORCH_DTYPES, "quint4x2": 1, "quint2x4": 1, "untyped": 1}
-_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64",
-                  "int": "int32", "short": "int16", "cfloat": "complex64",
-                  "cdouble": "complex128", "untyped": "uint8"}
+_DTYPE_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
+    "untyped": "uint8",
+}
 MAX_LISTED = 2000
 # Legacy (pre-zip) torch.save files start with this number, pickled.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_REBUILDERS = {"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3",
-               "_rebuild_parameter", "_rebuild_parameter_with_state"}
+_REBUILDERS = {
+    "_rebuild_tensor",
+    "_rebuild_tensor_v2",
+    "_rebuild_tensor_v3",
+    "_rebuild_parameter",
+    "_rebuild_parameter_with_state",
+}
 STATE_DICT_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {("collections", "OrderedDict"), ("_codecs", "encode"),
-     ("torch.storage", "UntypedStorage"), ("torch", "UntypedStorage")}
+    {
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+        ("torch.storage", "UntypedStorage"),
+        ("torch", "UntypedStorage"),
+    }
     | {("torch._utils", name) for name in _REBUILDERS}
     | {("torch", name) for name in STORAGE_DTYPES}
     | {("torch", name) for name in TORCH_DTYPES}
 )
-_STRING_OPS = {"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING",
-               "BINSTRING", "SHORT_BINSTRING"}
+_STRING_OPS = {
+    "UNICODE",
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+    "STRING",
+    "BINSTRING",
+    "SHORT_BINSTRING",
+}
 _NO_STACK_EFFECT = {"PROTO", "FRAME", "STOP"}
 
 
@@ -132,8 +194,13 @@ def pickle_globals(fh: BinaryIO) -> list[tuple[str, str]]:
 
 def disallowed_globals(fh: BinaryIO) -> list[str]:
     """The globals of one pickle that a state dict never needs (empty = state dict)."""
-    return sorted({f"{module}.{name}" for module, name in pickle_globals(fh)
-                   if (module, name) not in STATE_DICT_GLOBALS})
+    return sorted(
+        {
+            f"{module}.{name}"
+            for module, name in pickle_globals(fh)
+            if (module, name) not in STATE_DICT_GLOBALS
+        }
+    )
 
 
 # --- restricted unpickling ------------------------------------------------------------
@@ -221,8 +288,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         _, storage_type, key, location, numel = pid[:5]
         if not isinstance(storage_type, _StorageType) or not isinstance(numel, int):
             raise pickle.UnpicklingError(f"unexpected storage descriptor {pid!r:.80}")
-        return StorageRef(key=str(key), dtype=storage_type.dtype, numel=numel,
-                          location=str(location))
+        return StorageRef(
+            key=str(key), dtype=storage_type.dtype, numel=numel, location=str(location)
+        )
 
 
 def restricted_load(data: bytes) -> Any:

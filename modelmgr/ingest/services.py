@@ -32,15 +32,29 @@ from modelmgr.models import (
 )
 from modelmgr.storage import content_store
 
-__all__ = ["IncomingFile", "discard_incoming", "incoming_from_local_path",
-           "incoming_from_upload", "version_create", "version_verify"]
+__all__ = [
+    "IncomingFile",
+    "discard_incoming",
+    "incoming_from_local_path",
+    "incoming_from_upload",
+    "version_create",
+    "version_verify",
+]
 AUDITED_FILES = 100
 
 
-def version_create(*, model: RegisteredModel, actor, files: list[IncomingFile],
-                   version: str | None = None, framework: str | None = None,
-                   primary_path: str | None = None, fields: dict | None = None,
-                   source_uri: str = "", actor_label: str | None = None) -> ModelVersion:
+def version_create(
+    *,
+    model: RegisteredModel,
+    actor,
+    files: list[IncomingFile],
+    version: str | None = None,
+    framework: str | None = None,
+    primary_path: str | None = None,
+    fields: dict | None = None,
+    source_uri: str = "",
+    actor_label: str | None = None,
+) -> ModelVersion:
     """Create a version of ``model`` from staged files.
 
     1. Validate ``version`` (or assign 1 + the highest integer version later), the
@@ -54,15 +68,24 @@ def version_create(*, model: RegisteredModel, actor, files: list[IncomingFile],
        The staged files are removed in every case.
     """
     try:
-        return _version_create(model=model, actor=actor, files=files, version=version,
-                               framework=framework, primary_path=primary_path, fields=fields,
-                               source_uri=source_uri, actor_label=actor_label)
+        return _version_create(
+            model=model,
+            actor=actor,
+            files=files,
+            version=version,
+            framework=framework,
+            primary_path=primary_path,
+            fields=fields,
+            source_uri=source_uri,
+            actor_label=actor_label,
+        )
     finally:
         discard_incoming(files)
 
 
-def _version_create(*, model, actor, files, version, framework, primary_path, fields,
-                    source_uri, actor_label) -> ModelVersion:
+def _version_create(
+    *, model, actor, files, version, framework, primary_path, fields, source_uri, actor_label
+) -> ModelVersion:
     cleaned_fields = clean_version_fields(fields)
     if version is not None:
         _validate_version(model, version)
@@ -84,24 +107,43 @@ def _version_create(*, model, actor, files, version, framework, primary_path, fi
             if locked.versions.filter(version=number).exists():
                 raise VersionConflict(f"model {locked.name} already has version {number}")
             created = ModelVersion.objects.create(
-                model=locked, version=number, status=VersionStatus.AVAILABLE,
-                framework=detection.framework, content_hash=content_hash,
-                size_bytes=sum(f.staged.size for f in files), signature=signature,
-                inspection=inspection, unsafe=detection.unsafe, source_uri=source_uri,
-                created_by=user, **cleaned_fields,
+                model=locked,
+                version=number,
+                status=VersionStatus.AVAILABLE,
+                framework=detection.framework,
+                content_hash=content_hash,
+                size_bytes=sum(f.staged.size for f in files),
+                signature=signature,
+                inspection=inspection,
+                unsafe=detection.unsafe,
+                source_uri=source_uri,
+                created_by=user,
+                **cleaned_fields,
             )
-            ArtifactFile.objects.bulk_create([
-                ArtifactFile(version=created, path=f.path, size=f.staged.size,
-                             sha256=f.staged.sha256, content_type=_content_type(f.path),
-                             is_primary=f.path == detection.primary_path)
-                for f in files
-            ])
+            ArtifactFile.objects.bulk_create(
+                [
+                    ArtifactFile(
+                        version=created,
+                        path=f.path,
+                        size=f.staged.size,
+                        sha256=f.staged.sha256,
+                        content_type=_content_type(f.path),
+                        is_primary=f.path == detection.primary_path,
+                    )
+                    for f in files
+                ]
+            )
             if not locked.framework:
                 locked.framework = detection.framework
                 locked.save(update_fields=["framework", "updated_at"])
-            audit_record(actor=actor, actor_label=actor_label, action="version.create",
-                         target_type="version", target=created.ref,
-                         after=_audit_after(created, detection.primary_path, files))
+            audit_record(
+                actor=actor,
+                actor_label=actor_label,
+                action="version.create",
+                target_type="version",
+                target=created.ref,
+                after=_audit_after(created, detection.primary_path, files),
+            )
             for incoming in files:
                 if store.commit(incoming.staged):
                     created_blobs.append(incoming.staged.sha256)
@@ -145,8 +187,11 @@ def _validate_files(files: list[IncomingFile]) -> None:
 
 
 def _next_version(model: RegisteredModel) -> str:
-    numbers = [int(v) for v in model.versions.values_list("version", flat=True)
-               if v.isascii() and v.isdigit()]
+    numbers = [
+        int(v)
+        for v in model.versions.values_list("version", flat=True)
+        if v.isascii() and v.isdigit()
+    ]
     return str(max(numbers, default=0) + 1)
 
 
@@ -157,11 +202,17 @@ def _content_type(path: str) -> str:
 
 def _audit_after(version: ModelVersion, primary: str, files: list[IncomingFile]) -> dict:
     return {
-        "version": version.ref, "framework": version.framework, "primary": primary,
-        "unsafe": version.unsafe, "content_hash": version.content_hash,
-        "size_bytes": version.size_bytes, "file_count": len(files),
-        "files": [{"path": f.path, "sha256": f.staged.sha256, "size": f.staged.size}
-                  for f in sorted(files, key=lambda f: f.path)[:AUDITED_FILES]],
+        "version": version.ref,
+        "framework": version.framework,
+        "primary": primary,
+        "unsafe": version.unsafe,
+        "content_hash": version.content_hash,
+        "size_bytes": version.size_bytes,
+        "file_count": len(files),
+        "files": [
+            {"path": f.path, "sha256": f.staged.sha256, "size": f.staged.size}
+            for f in sorted(files, key=lambda f: f.path)[:AUDITED_FILES]
+        ],
     }
 
 
@@ -190,8 +241,12 @@ def version_verify(*, version: ModelVersion, actor) -> dict:
             version.error = f"integrity check failed: {reason}"
             version.save(update_fields=["status", "error", "updated_at"])
         audit_record(
-            actor=actor, action="version.verify", target_type="version", target=version.ref,
-            before=before, after={"ok": not failed, "failed": [r["path"] for r in failed]},
+            actor=actor,
+            action="version.verify",
+            target_type="version",
+            target=version.ref,
+            before=before,
+            after={"ok": not failed, "failed": [r["path"] for r in failed]},
             outcome=AuditEvent.Outcome.ERROR if failed else AuditEvent.Outcome.OK,
             error=reason,
         )

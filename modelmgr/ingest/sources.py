@@ -21,8 +21,9 @@ from modelmgr.ingest.zipsafe import extract_zip_to_staging
 from modelmgr.storage import StagedBlob, StagingWriter, chunk_size, stage_stream
 
 
-def incoming_from_upload(uploaded: UploadedFile, *, path: str | None = None,
-                         archive: bool | None = None) -> list[IncomingFile]:
+def incoming_from_upload(
+    uploaded: UploadedFile, *, path: str | None = None, archive: bool | None = None
+) -> list[IncomingFile]:
     """Turn one uploaded file into incoming files.
 
     ``archive=None`` unpacks names ending in ``.zip``; True/False force it. For an
@@ -56,8 +57,9 @@ def _staged_of(uploaded: UploadedFile) -> StagedBlob:
     return stage_stream(uploaded.chunks(), limit=settings.MODELMGR_MAX_UPLOAD_BYTES)
 
 
-def incoming_from_local_path(path: Path, *,
-                             progress: Callable[[int], None] | None = None) -> list[IncomingFile]:
+def incoming_from_local_path(
+    path: Path, *, progress: Callable[[int], None] | None = None
+) -> list[IncomingFile]:
     """Stage a local file, or every file under a local folder (symlinks inside refused)."""
     root = Path(path)
     if not root.exists():
@@ -90,8 +92,7 @@ def _walk_folder(root: Path) -> list[tuple[str, Path]]:
             candidate = Path(folder) / name
             if not candidate.is_file():
                 raise IngestRejected(f"{candidate} is not a regular file")
-            sources.append((clean_relative_path(candidate.relative_to(root).as_posix()),
-                            candidate))
+            sources.append((clean_relative_path(candidate.relative_to(root).as_posix()), candidate))
     if not sources:
         raise IngestRejected(f"{root} contains no files")
     return sources

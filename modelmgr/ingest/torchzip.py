@@ -71,4 +71,4 @@ def open_archive(local: Path, *, label: str) -> TorchArchive:
         prefix = heads.pop() + "/"
     else:
         prefix = ""
-    return TorchArchive(zf=zf, prefix=prefix, names={name[len(prefix):] for name in names})
+    return TorchArchive(zf=zf, prefix=prefix, names={name[len(prefix) :] for name in names})

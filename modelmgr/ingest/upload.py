@@ -25,11 +25,22 @@ class StagedUploadedFile(UploadedFile):
     committed (moved away) or discarded before.
     """
 
-    def __init__(self, *, staged: StagedBlob, original_name: str, content_type: str | None = None,
-                 charset: str | None = None, content_type_extra: dict | None = None):
+    def __init__(
+        self,
+        *,
+        staged: StagedBlob,
+        original_name: str,
+        content_type: str | None = None,
+        charset: str | None = None,
+        content_type_extra: dict | None = None,
+    ):
         super().__init__(
-            file=staged.path.open("rb"), name=original_name, content_type=content_type,
-            size=staged.size, charset=charset, content_type_extra=content_type_extra,
+            file=staged.path.open("rb"),
+            name=original_name,
+            content_type=content_type,
+            size=staged.size,
+            charset=charset,
+            content_type_extra=content_type_extra,
         )
         self.staged = staged
         self.original_name = original_name
@@ -91,10 +102,18 @@ class StagingUploadHandler(FileUploadHandler):
         finally:
             self._parsing = False
 
-    def new_file(self, field_name, file_name, content_type, content_length, charset=None,
-                 content_type_extra=None):
-        super().new_file(field_name, file_name, content_type, content_length, charset,
-                         content_type_extra)
+    def new_file(
+        self,
+        field_name,
+        file_name,
+        content_type,
+        content_length,
+        charset=None,
+        content_type_extra=None,
+    ):
+        super().new_file(
+            field_name, file_name, content_type, content_length, charset, content_type_extra
+        )
         self._abort_in_progress()
         # A declared length is only a hint, but an honest oversize one fails fast.
         if content_length is not None and content_length > self.limit:
@@ -124,8 +143,11 @@ class StagingUploadHandler(FileUploadHandler):
         blob = self._writer.finish()
         self._writer = None
         uploaded = StagedUploadedFile(
-            staged=blob, original_name=self.file_name, content_type=self.content_type,
-            charset=self.charset, content_type_extra=self.content_type_extra,
+            staged=blob,
+            original_name=self.file_name,
+            content_type=self.content_type,
+            charset=self.charset,
+            content_type_extra=self.content_type_extra,
         )
         self._completed.append(uploaded)
         return uploaded

@@ -27,8 +27,16 @@ RATIO_FLOOR_BYTES = 4096
 # Archive tools' litter, never part of a model.
 _IGNORED_PREFIXES = ("__MACOSX/",)
 _IGNORED_NAMES = (".DS_Store",)
-_CORRUPT_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
-                   RuntimeError, ValueError, OSError, struct.error)
+_CORRUPT_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+    struct.error,
+)
 
 
 @dataclass
@@ -45,8 +53,11 @@ class _Limits:
 
     @classmethod
     def from_settings(cls) -> _Limits:
-        return cls(settings.MODELMGR_ZIP_MAX_FILES, settings.MODELMGR_ZIP_MAX_TOTAL_BYTES,
-                   float(settings.MODELMGR_ZIP_MAX_RATIO))
+        return cls(
+            settings.MODELMGR_ZIP_MAX_FILES,
+            settings.MODELMGR_ZIP_MAX_TOTAL_BYTES,
+            float(settings.MODELMGR_ZIP_MAX_RATIO),
+        )
 
     def ratio_cap(self, compressed: int) -> float:
         return self.max_ratio * max(compressed, RATIO_FLOOR_BYTES)
@@ -122,14 +133,10 @@ def _vet_entries(archive: zipfile.ZipFile, limits: _Limits) -> list[_Entry]:
         seen.add(path)
         entries.append(_Entry(info, path))
         if len(entries) > limits.max_files:
-            raise IngestRejected(
-                f"the zip archive holds more than {limits.max_files} files"
-            )
+            raise IngestRejected(f"the zip archive holds more than {limits.max_files} files")
         declared_total += info.file_size
         if declared_total > limits.max_total:
-            raise IngestRejected(
-                f"the zip archive unpacks to more than {limits.max_total} bytes"
-            )
+            raise IngestRejected(f"the zip archive unpacks to more than {limits.max_total} bytes")
         if info.file_size > limits.ratio_cap(info.compress_size):
             raise IngestRejected(
                 f"zip entry {path!r} declares a compression ratio over "
@@ -159,8 +166,9 @@ def _strip_shared_folder(entries: list[_Entry]) -> None:
             entry.path = entry.path.split("/", 1)[1]
 
 
-def _extract(archive: zipfile.ZipFile, entries: list[_Entry],
-             limits: _Limits) -> list[IncomingFile]:
+def _extract(
+    archive: zipfile.ZipFile, entries: list[_Entry], limits: _Limits
+) -> list[IncomingFile]:
     staged: list[IncomingFile] = []
     total_compressed = sum(entry.info.compress_size for entry in entries)
     archive_cap = min(limits.max_total, limits.ratio_cap(total_compressed))

@@ -28,7 +28,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The suite saves its pictures under var/ so that a test run leaves the tree clean;
+# `make screenshots` points this at docs/screenshots to refresh the README's pictures.
+SCREENSHOTS = Path(os.environ.get("MODELMGR_SCREENSHOTS_DIR") or ROOT / "var" / "screenshots")
 # Generous waits for things another process does (a switch, a download): a deadline only
 # turns a hang into a failure, it is not a timing assertion.
 WAIT_MS = 30_000
@@ -156,7 +158,7 @@ def log_in(page, username: str, password: str) -> None:
 
 
 def screenshot(page, name: str, *, full_page: bool = True, hide_toasts: bool = False) -> Path:
-    """Save docs/screenshots/<name>; toasts float over content in a full-page picture."""
+    """Save SCREENSHOTS/<name>; toasts float over content in a full-page picture."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
     page.screenshot(

@@ -23,8 +23,12 @@ def malicious_pickle(marker: Path, *, protocol: int = 4) -> bytes:
     return pickle.dumps({"weight": RunsCode(marker)}, protocol=protocol)
 
 
-def torch_zip(data_pkl: bytes, *, top: str = "archive", extra: dict[str, bytes] | None = None,
-              ) -> bytes:
+def torch_zip(
+    data_pkl: bytes,
+    *,
+    top: str = "archive",
+    extra: dict[str, bytes] | None = None,
+) -> bytes:
     """A torch.save-style zip around a given data.pkl."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -40,8 +44,11 @@ def build_legacy_state_dict(path: Path) -> Path:
     """A state dict in torch's pre-zip format (a sequence of pickles)."""
     import torch
 
-    torch.save({"w": torch.zeros(3, 2), "b": torch.ones(3, dtype=torch.float16)}, str(path),
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        {"w": torch.zeros(3, 2), "b": torch.ones(3, dtype=torch.float16)},
+        str(path),
+        _use_new_zipfile_serialization=False,
+    )
     return path
 
 
@@ -53,9 +60,12 @@ def build_onnx_with_initializer_inputs(path: Path) -> Path:
 
     weight = numpy_helper.from_array(np.ones((4, 3), dtype=np.float32), name="W")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4]),
-         helper.make_tensor_value_info("W", TensorProto.FLOAT, [4, 3])],
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("W", TensorProto.FLOAT, [4, 3]),
+        ],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 3])],
         initializer=[weight],
     )

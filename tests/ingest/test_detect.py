@@ -78,9 +78,11 @@ def test_pickle_scanner_accepts_a_plain_ordered_dict():
 
 def test_stack_global_built_from_memo_strings_is_still_seen():
     # protocol 4: module/name strings are memoized, then fetched with BINGET.
-    payload = (b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00"
-               b"\x8c\x05posix\x94\x8c\x06system\x94\x93\x94"  # posix.system once
-               b"h\x00h\x01\x93.")  # ... and again, from the memo
+    payload = (
+        b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\x8c\x05posix\x94\x8c\x06system\x94\x93\x94"  # posix.system once
+        b"h\x00h\x01\x93."
+    )  # ... and again, from the memo
     assert disallowed_globals(io.BytesIO(payload)) == ["posix.system"]
 
 
@@ -100,8 +102,9 @@ def test_h5_without_hdf5_magic_is_refused():
 
 
 def test_tensorflow_saved_model_is_detected():
-    detection = detect(incoming("saved_model.pb", b"\x08\x01" * 10),
-                       incoming("variables/variables.index", b"idx"))
+    detection = detect(
+        incoming("saved_model.pb", b"\x08\x01" * 10), incoming("variables/variables.index", b"idx")
+    )
     assert detection.framework == Framework.TENSORFLOW
     assert detection.primary_path == "saved_model.pb"
 
@@ -129,28 +132,37 @@ def test_huggingface_folder_is_detected(tmp_path):
 
 
 def test_huggingface_folder_with_pickled_weights_is_unsafe(tmp_path, model_files):
-    files = [incoming("config.json", b'{"model_type": "x"}'),
-             incoming_file("pytorch_model.bin", model_files.pickled_module(tmp_path / "m.pt"))]
+    files = [
+        incoming("config.json", b'{"model_type": "x"}'),
+        incoming_file("pytorch_model.bin", model_files.pickled_module(tmp_path / "m.pt")),
+    ]
     detection = detect(*files)
     assert detection.framework == Framework.HUGGINGFACE
     assert detection.unsafe
 
 
 def test_primary_is_the_highest_priority_model_file(model_files, tmp_path):
-    files = [incoming_file("weights/model.safetensors",
-                           model_files.safetensors(tmp_path / "a.safetensors")),
-             incoming_file("model.onnx", model_files.onnx(tmp_path / "b.onnx")),
-             incoming("README.md", b"# tiny")]
+    files = [
+        incoming_file(
+            "weights/model.safetensors", model_files.safetensors(tmp_path / "a.safetensors")
+        ),
+        incoming_file("model.onnx", model_files.onnx(tmp_path / "b.onnx")),
+        incoming("README.md", b"# tiny"),
+    ]
     detection = detect(*files)
     assert (detection.framework, detection.primary_path) == (Framework.ONNX, "model.onnx")
 
 
 def test_explicit_primary_path_wins(model_files, tmp_path):
-    files = [incoming_file("model.safetensors", model_files.safetensors(tmp_path / "a")),
-             incoming_file("model.onnx", model_files.onnx(tmp_path / "b.onnx"))]
+    files = [
+        incoming_file("model.safetensors", model_files.safetensors(tmp_path / "a")),
+        incoming_file("model.onnx", model_files.onnx(tmp_path / "b.onnx")),
+    ]
     detection = detect(*files, primary_path="./model.safetensors")
-    assert (detection.framework, detection.primary_path) == (Framework.SAFETENSORS,
-                                                             "model.safetensors")
+    assert (detection.framework, detection.primary_path) == (
+        Framework.SAFETENSORS,
+        "model.safetensors",
+    )
 
 
 def test_explicit_primary_path_must_be_a_file_of_the_version():
@@ -194,8 +206,10 @@ def test_a_state_dict_may_be_declared_the_stricter_pytorch_pickle(model_files, t
 
 def test_matching_framework_string_is_accepted(model_files, tmp_path):
     source = model_files.pt2(tmp_path / "m.pt2")
-    assert detect(incoming_file("m.pt2", source), framework="torch_export").framework == \
-        Framework.TORCH_EXPORT
+    assert (
+        detect(incoming_file("m.pt2", source), framework="torch_export").framework
+        == Framework.TORCH_EXPORT
+    )
 
 
 def test_sniffing_a_zip_that_is_not_a_model_says_nothing(tmp_path):
@@ -212,9 +226,13 @@ def test_ingest_modules_never_import_torch_or_onnxruntime():
         "bad = [m for m in ('torch', 'onnxruntime') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"DJANGO_SETTINGS_MODULE": "modelmgr.settings",
-                                 "PATH": "/usr/bin:/bin"}, cwd=str(_repo_root()))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"DJANGO_SETTINGS_MODULE": "modelmgr.settings", "PATH": "/usr/bin:/bin"},
+        cwd=str(_repo_root()),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -20,15 +20,27 @@ def run(*args: str) -> str:
 
 def test_import_a_folder_creates_the_model_and_a_huggingface_version(tmp_path, staff):
     folder = build_huggingface_folder(tmp_path / "tiny-hf")
-    output = run(str(folder), "--name", "tiny-hf", "--task", "llm", "--tag", "demo",
-                 "--description", "imported")
+    output = run(
+        str(folder),
+        "--name",
+        "tiny-hf",
+        "--task",
+        "llm",
+        "--tag",
+        "demo",
+        "--description",
+        "imported",
+    )
     model = RegisteredModel.objects.get(name="tiny-hf")
     assert (model.owner, model.task, model.framework) == (staff, "llm", "huggingface")
     assert list(model.tags.values_list("name", flat=True)) == ["demo"]
     version = model.versions.get()
     assert (version.version, version.description) == ("1", "imported")
     assert sorted(version.files.values_list("path", flat=True)) == [
-        "config.json", "model.safetensors", "tokenizer.json"]
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
     assert version.source_uri.startswith("file://")
     assert "imported stella/tiny-hf@1 (huggingface, 3 file(s)" in output
     assert staged_files() == []
@@ -37,15 +49,24 @@ def test_import_a_folder_creates_the_model_and_a_huggingface_version(tmp_path, s
     assert AuditEvent.objects.get(action="version.create").actor_label.startswith("import_model")
 
 
-def test_import_a_file_into_an_existing_model_with_a_version_label(model_files, tmp_path, owner,
-                                                                   staff):
+def test_import_a_file_into_an_existing_model_with_a_version_label(
+    model_files, tmp_path, owner, staff
+):
     source = model_files.onnx(tmp_path / "detector.onnx")
     RegisteredModel.objects.create(owner=owner, name="detector")
-    run(str(source), "--name", "detector", "--owner", owner.username, "--version", "2.1",
-        "--framework", "onnx")
+    run(
+        str(source),
+        "--name",
+        "detector",
+        "--owner",
+        owner.username,
+        "--version",
+        "2.1",
+        "--framework",
+        "onnx",
+    )
     version = ModelVersion.objects.get()
-    assert (version.ref, version.framework, version.model.owner) == ("detector@2.1", "onnx",
-                                                                     owner)
+    assert (version.ref, version.framework, version.model.owner) == ("detector@2.1", "onnx", owner)
     assert version.signature["inputs"][0]["shape"] == ["batch", 4]
 
 

@@ -16,8 +16,9 @@ def create(model, actor, *files, **kwargs):
     return version_create(model=model, actor=actor, files=list(files), **kwargs)
 
 
-def external_version(folder, *, location: str | None = None, weights_path="weights.bin",
-                     offset: str | None = None):
+def external_version(
+    folder, *, location: str | None = None, weights_path="weights.bin", offset: str | None = None
+):
     """model.onnx + its weights file, optionally with a rewritten location/offset."""
     weights = (folder / "weights.bin").read_bytes()
     model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
@@ -31,8 +32,9 @@ def external_version(folder, *, location: str | None = None, weights_path="weigh
 
 
 def test_onnx_signature_has_the_symbolic_batch_dim(model_files, tmp_path, tiny_model, owner):
-    version = create(tiny_model, owner, incoming_file("model.onnx",
-                                                      model_files.onnx(tmp_path / "m.onnx")))
+    version = create(
+        tiny_model, owner, incoming_file("model.onnx", model_files.onnx(tmp_path / "m.onnx"))
+    )
     assert version.framework == Framework.ONNX
     assert version.signature == {
         "inputs": [{"name": "x", "shape": ["batch", 4], "dtype": "float32"}],
@@ -47,11 +49,15 @@ def test_onnx_signature_has_the_symbolic_batch_dim(model_files, tmp_path, tiny_m
 
 
 def test_custom_input_names_are_read(model_files, tmp_path, tiny_model, owner):
-    source = model_files.onnx(tmp_path / "m.onnx", input_name="image", output_name="logits",
-                              in_features=3)
+    source = model_files.onnx(
+        tmp_path / "m.onnx", input_name="image", output_name="logits", in_features=3
+    )
     version = create(tiny_model, owner, incoming_file("m.onnx", source))
-    assert version.signature["inputs"][0] == {"name": "image", "shape": ["batch", 3],
-                                              "dtype": "float32"}
+    assert version.signature["inputs"][0] == {
+        "name": "image",
+        "shape": ["batch", 3],
+        "dtype": "float32",
+    }
     assert version.signature["outputs"][0]["name"] == "logits"
 
 
@@ -72,8 +78,9 @@ def test_external_data_inside_the_version_is_accepted(onnx_external_folder, tiny
     assert version.files.count() == 2
 
 
-def test_external_data_in_a_subfolder_resolves_next_to_the_model(onnx_external_folder,
-                                                                 tiny_model, owner):
+def test_external_data_in_a_subfolder_resolves_next_to_the_model(
+    onnx_external_folder, tiny_model, owner
+):
     files = external_version(onnx_external_folder)
     files[0].path = "onnx/model.onnx"
     files[1].path = "onnx/weights.bin"
@@ -83,11 +90,19 @@ def test_external_data_in_a_subfolder_resolves_next_to_the_model(onnx_external_f
 
 @pytest.mark.parametrize(
     "location",
-    ["../weights.bin", "/etc/passwd", "sub/../../weights.bin", "%2e%2e/weights.bin",
-     "..\\weights.bin", "C:/weights.bin", "weights\x00.bin"],
+    [
+        "../weights.bin",
+        "/etc/passwd",
+        "sub/../../weights.bin",
+        "%2e%2e/weights.bin",
+        "..\\weights.bin",
+        "C:/weights.bin",
+        "weights\x00.bin",
+    ],
 )
-def test_external_data_escaping_the_version_folder_is_refused(onnx_external_folder, tiny_model,
-                                                              owner, location):
+def test_external_data_escaping_the_version_folder_is_refused(
+    onnx_external_folder, tiny_model, owner, location
+):
     with pytest.raises(IngestRejected) as caught:
         create(tiny_model, owner, *external_version(onnx_external_folder, location=location))
     assert "escapes the version folder" in caught.value.detail
@@ -138,7 +153,8 @@ def test_onnx_that_fails_the_checker_is_refused(tiny_model, owner):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["missing"], ["y"])], "g",
+        [helper.make_node("Relu", ["missing"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )

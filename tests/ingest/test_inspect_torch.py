@@ -64,8 +64,9 @@ def test_pt2_with_a_broken_program_is_refused(model_files, tmp_path, tiny_model,
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(broken, "w") as copy:
         for info in original.infolist():
             data = original.read(info)
-            copy.writestr(info, b"{\"graph_module\": 1" if info.filename.endswith(
-                "models/model.json") else data)
+            copy.writestr(
+                info, b'{"graph_module": 1' if info.filename.endswith("models/model.json") else data
+            )
     with pytest.raises(IngestRejected, match="not a valid .pt2 archive"):
         create(tiny_model, owner, incoming_file("model.pt2", broken))
     assert_nothing_stored()
@@ -96,8 +97,7 @@ def test_legacy_state_dict_shapes_are_read(tmp_path, tiny_model, owner):
     assert tensors["w"]["shape"] == [3, 2] and tensors["b"]["dtype"] == "float16"
 
 
-def test_state_dict_with_a_truncated_storage_is_refused(model_files, tmp_path, tiny_model,
-                                                        owner):
+def test_state_dict_with_a_truncated_storage_is_refused(model_files, tmp_path, tiny_model, owner):
     source = model_files.state_dict(tmp_path / "sd.pt")
     broken = tmp_path / "broken.pt"
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(broken, "w") as copy:
@@ -109,8 +109,9 @@ def test_state_dict_with_a_truncated_storage_is_refused(model_files, tmp_path, t
     assert_nothing_stored()
 
 
-def test_pickled_module_is_stored_as_unsafe_and_never_unpickled(model_files, tmp_path,
-                                                                tiny_model, owner):
+def test_pickled_module_is_stored_as_unsafe_and_never_unpickled(
+    model_files, tmp_path, tiny_model, owner
+):
     source = model_files.pickled_module(tmp_path / "full.pt")
     version = create(tiny_model, owner, incoming_file("model.pt", source))
     assert version.framework == Framework.PYTORCH_PICKLE
@@ -140,7 +141,11 @@ def test_malicious_pickle_declared_a_state_dict_is_refused(tmp_path, tiny_model,
 def test_unrecognised_file_declared_a_state_dict_must_prove_it(tmp_path, tiny_model, owner):
     marker = tmp_path / "pwned"
     with pytest.raises(IngestRejected, match="not a plain state dict: its pickle imports"):
-        create(tiny_model, owner, incoming("weights.dat", malicious_pickle(marker)),
-               framework="pytorch_state_dict")
+        create(
+            tiny_model,
+            owner,
+            incoming("weights.dat", malicious_pickle(marker)),
+            framework="pytorch_state_dict",
+        )
     assert not marker.exists()
     assert_nothing_stored()

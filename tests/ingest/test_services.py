@@ -39,15 +39,23 @@ def onnx_file(model_files, tmp_path, path="model.onnx", **kwargs):
     return incoming_file(path, model_files.onnx(tmp_path / "src.onnx", **kwargs))
 
 
-def test_onnx_version_is_stored_with_rows_blob_and_audit(model_files, tmp_path, tiny_model,
-                                                         owner):
+def test_onnx_version_is_stored_with_rows_blob_and_audit(model_files, tmp_path, tiny_model, owner):
     data = model_files.onnx(tmp_path / "m.onnx").read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    version = create(tiny_model, owner, incoming("model.onnx", data),
-                     fields={"description": "first", "val_accuracy": 0.9,
-                             "dependencies": ["onnxruntime>=1.18"], "min_vram_mb": 128,
-                             "production_ready": True, "metadata": {"dataset": "toy"}},
-                     source_uri="https://example.org/m.onnx")
+    version = create(
+        tiny_model,
+        owner,
+        incoming("model.onnx", data),
+        fields={
+            "description": "first",
+            "val_accuracy": 0.9,
+            "dependencies": ["onnxruntime>=1.18"],
+            "min_vram_mb": 128,
+            "production_ready": True,
+            "metadata": {"dataset": "toy"},
+        },
+        source_uri="https://example.org/m.onnx",
+    )
     assert (version.version, version.status) == ("1", VersionStatus.AVAILABLE)
     assert version.size_bytes == len(data)
     assert version.content_hash == hashlib.sha256(f"model.onnx\0{sha}\n".encode()).hexdigest()
@@ -56,7 +64,11 @@ def test_onnx_version_is_stored_with_rows_blob_and_audit(model_files, tmp_path, 
     assert version.created_by == owner and version.source_uri.endswith("m.onnx")
     artifact = ArtifactFile.objects.get(version=version)
     assert (artifact.path, artifact.sha256, artifact.size, artifact.is_primary) == (
-        "model.onnx", sha, len(data), True)
+        "model.onnx",
+        sha,
+        len(data),
+        True,
+    )
     assert content_store().exists(sha)
     assert staged_files() == []
     tiny_model.refresh_from_db()
@@ -65,16 +77,16 @@ def test_onnx_version_is_stored_with_rows_blob_and_audit(model_files, tmp_path, 
     assert (event.target, event.actor, event.after["framework"]) == ("tiny@1", owner, "onnx")
 
 
-def test_versions_are_numbered_after_the_highest_integer(model_files, tmp_path, tiny_model,
-                                                         owner):
+def test_versions_are_numbered_after_the_highest_integer(model_files, tmp_path, tiny_model, owner):
     for label in ("1", "10", "abc"):
         create(tiny_model, owner, incoming("notes.txt", label.encode()), version=label)
     version = create(tiny_model, owner, incoming("notes.txt", b"next"))
     assert version.version == "11"
 
 
-def test_duplicate_version_is_a_conflict_and_stores_nothing_new(model_files, tmp_path,
-                                                                tiny_model, owner):
+def test_duplicate_version_is_a_conflict_and_stores_nothing_new(
+    model_files, tmp_path, tiny_model, owner
+):
     create(tiny_model, owner, onnx_file(model_files, tmp_path), version="1.0")
     blobs_before = blob_files()
     with pytest.raises(VersionConflict) as caught:
@@ -173,16 +185,21 @@ def test_bad_fields_are_refused_naming_the_field(tiny_model, owner, fields, prob
 
 def test_identical_files_are_stored_once(model_files, tmp_path, tiny_model, owner):
     first = create(tiny_model, owner, onnx_file(model_files, tmp_path))
-    second = create(tiny_model, owner, onnx_file(model_files, tmp_path, "a.onnx"),
-                    onnx_file(model_files, tmp_path, "copy/b.onnx"))
+    second = create(
+        tiny_model,
+        owner,
+        onnx_file(model_files, tmp_path, "a.onnx"),
+        onnx_file(model_files, tmp_path, "copy/b.onnx"),
+    )
     shas = set(ArtifactFile.objects.values_list("sha256", flat=True))
     assert len(shas) == 1 and len(blob_files()) == 1
     assert first.content_hash != second.content_hash
     assert staged_files() == []
 
 
-def test_failure_while_committing_removes_only_new_blobs(model_files, tmp_path, tiny_model,
-                                                         owner, monkeypatch):
+def test_failure_while_committing_removes_only_new_blobs(
+    model_files, tmp_path, tiny_model, owner, monkeypatch
+):
     existing = create(tiny_model, owner, incoming("shared.txt", b"shared bytes"))
     original = ContentStore.commit
     calls = []
@@ -195,8 +212,13 @@ def test_failure_while_committing_removes_only_new_blobs(model_files, tmp_path, 
 
     monkeypatch.setattr(ContentStore, "commit", failing_commit)
     with pytest.raises(OSError, match="disk full"):
-        create(tiny_model, owner, incoming("a.txt", b"new bytes"),
-               incoming("shared.txt", b"shared bytes"), incoming("z.txt", b"more new bytes"))
+        create(
+            tiny_model,
+            owner,
+            incoming("a.txt", b"new bytes"),
+            incoming("shared.txt", b"shared bytes"),
+            incoming("z.txt", b"more new bytes"),
+        )
     assert ModelVersion.objects.get() == existing
     assert [p.name for p in blob_files()] == [hashlib.sha256(b"shared bytes").hexdigest()]
     assert staged_files() == []
@@ -216,8 +238,10 @@ def test_upload_through_the_request_becomes_a_version(model_files, tmp_path, tin
     assert len(blob_files()) == 1
 
 
-@pytest.mark.parametrize(("name", "path"), [("%2e%2e", None), ("m.onnx", "../m.onnx"),
-                                            ("m.onnx", "a\x00b"), ("m.onnx", "/abs")])
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [("%2e%2e", None), ("m.onnx", "../m.onnx"), ("m.onnx", "a\x00b"), ("m.onnx", "/abs")],
+)
 def test_bad_upload_path_is_refused_and_the_upload_removed(name, path):
     with pytest.raises(BadPath):
         incoming_from_upload(SimpleUploadedFile(name, b"bytes"), path=path)
@@ -235,8 +259,7 @@ def test_local_folder_is_staged_with_progress(tmp_path):
     folder = build_huggingface_folder(tmp_path / "hf")
     progress: list[int] = []
     files = incoming_from_local_path(folder, progress=progress.append)
-    assert sorted(f.path for f in files) == ["config.json", "model.safetensors",
-                                              "tokenizer.json"]
+    assert sorted(f.path for f in files) == ["config.json", "model.safetensors", "tokenizer.json"]
     assert sum(progress) == sum(p.stat().st_size for p in folder.iterdir())
     assert len(staged_files()) == 3
 
@@ -282,13 +305,20 @@ def test_verify_reports_a_missing_blob(tiny_model, owner):
     assert result["ok"] is False and "missing" in result["files"][0]["detail"]
 
 
-@pytest.mark.parametrize("framework", ["onnx", "torchscript", "torch_export", "safetensors",
-                                       "pytorch_state_dict", "huggingface"])
-def test_declared_framework_on_unrecognised_bytes_must_pass_its_inspector(tiny_model, owner,
-                                                                         framework):
+@pytest.mark.parametrize(
+    "framework",
+    ["onnx", "torchscript", "torch_export", "safetensors", "pytorch_state_dict", "huggingface"],
+)
+def test_declared_framework_on_unrecognised_bytes_must_pass_its_inspector(
+    tiny_model, owner, framework
+):
     with pytest.raises(IngestRejected) as caught:
-        create(tiny_model, owner, incoming("blob.dat", b"\x01\x02 not a model " * 20),
-               framework=framework)
+        create(
+            tiny_model,
+            owner,
+            incoming("blob.dat", b"\x01\x02 not a model " * 20),
+            framework=framework,
+        )
     assert caught.value.status == 422
     assert_nothing_stored()
 
@@ -306,8 +336,9 @@ def test_unknown_framework_string_is_refused_and_nothing_stored(tiny_model, owne
     assert_nothing_stored()
 
 
-def test_contradicting_framework_is_refused_and_nothing_stored(model_files, tmp_path,
-                                                               tiny_model, owner):
+def test_contradicting_framework_is_refused_and_nothing_stored(
+    model_files, tmp_path, tiny_model, owner
+):
     with pytest.raises(IngestRejected, match="framework 'safetensors' contradicts the content"):
         create(tiny_model, owner, onnx_file(model_files, tmp_path), framework="safetensors")
     assert_nothing_stored()

@@ -13,17 +13,27 @@ from modelmgr.ingest.upload import StagedUploadedFile, StagingUploadHandler
 from tests.ingest.support import staged_files
 
 
-def multipart(files: dict[str, tuple[str, bytes]], fields: dict[str, str] | None = None,
-              *, declare_length: bool = False) -> bytes:
+def multipart(
+    files: dict[str, tuple[str, bytes]],
+    fields: dict[str, str] | None = None,
+    *,
+    declare_length: bool = False,
+) -> bytes:
     """A multipart/form-data body with BOUNDARY; optionally a per-part Content-Length."""
     lines: list[bytes] = []
     for key, value in (fields or {}).items():
-        lines += [f"--{BOUNDARY}".encode(),
-                  f'Content-Disposition: form-data; name="{key}"'.encode(), b"", value.encode()]
+        lines += [
+            f"--{BOUNDARY}".encode(),
+            f'Content-Disposition: form-data; name="{key}"'.encode(),
+            b"",
+            value.encode(),
+        ]
     for field, (name, data) in files.items():
-        lines += [f"--{BOUNDARY}".encode(),
-                  f'Content-Disposition: form-data; name="{field}"; filename="{name}"'.encode(),
-                  b"Content-Type: application/octet-stream"]
+        lines += [
+            f"--{BOUNDARY}".encode(),
+            f'Content-Disposition: form-data; name="{field}"; filename="{name}"'.encode(),
+            b"Content-Type: application/octet-stream",
+        ]
         if declare_length:
             lines.append(f"Content-Length: {len(data)}".encode())
         lines += [b"", data]
@@ -32,8 +42,10 @@ def multipart(files: dict[str, tuple[str, bytes]], fields: dict[str, str] | None
 
 
 def parse(body: bytes, *, stream=None, content_length: int | None = None, handlers=None):
-    meta = {"CONTENT_TYPE": MULTIPART_CONTENT,
-            "CONTENT_LENGTH": str(len(body) if content_length is None else content_length)}
+    meta = {
+        "CONTENT_TYPE": MULTIPART_CONTENT,
+        "CONTENT_LENGTH": str(len(body) if content_length is None else content_length),
+    }
     handlers = handlers or [StagingUploadHandler()]
     parser = MultiPartParser(meta, stream or io.BytesIO(body), handlers)
     return parser.parse()
@@ -80,8 +92,9 @@ def test_closing_a_committed_upload_does_not_fail(tmp_path):
 
 
 def test_several_files_and_fields_are_parsed():
-    _post, files = parse(multipart({"a": ("a.bin", b"aaa"), "b": ("b.bin", b"bbbb")},
-                                   {"version": "2"}))
+    _post, files = parse(
+        multipart({"a": ("a.bin", b"aaa"), "b": ("b.bin", b"bbbb")}, {"version": "2"})
+    )
     assert _post["version"] == "2"
     assert [files["a"].size, files["b"].size] == [3, 4]
     assert len(staged_files()) == 2
@@ -150,10 +163,14 @@ def test_exception_in_a_handler_mid_file_leaves_no_staged_file():
 
 
 def test_malformed_multipart_leaves_no_staged_file():
-    body = multipart({"file": ("model.onnx", b"QUJD" * 1000)}).replace(
-        b"Content-Type: application/octet-stream",
-        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64",
-    ).replace(b"QUJD" * 1000, b"QUJD" * 1000 + b"Q")  # leftover base64 = truncated
+    body = (
+        multipart({"file": ("model.onnx", b"QUJD" * 1000)})
+        .replace(
+            b"Content-Type: application/octet-stream",
+            b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64",
+        )
+        .replace(b"QUJD" * 1000, b"QUJD" * 1000 + b"Q")
+    )  # leftover base64 = truncated
     from django.http.multipartparser import MultiPartParserError
 
     with pytest.raises(MultiPartParserError):

@@ -104,8 +104,9 @@ def test_zip_bomb_over_the_ratio_cap_is_refused(settings):
 
 def test_zip_over_the_total_size_cap_is_refused(settings):
     settings.MODELMGR_ZIP_MAX_TOTAL_BYTES = 100_000
-    data = zip_bytes({f"part{i}.bin": bytes(range(256)) * 200 for i in range(3)},
-                     compression=zipfile.ZIP_STORED)
+    data = zip_bytes(
+        {f"part{i}.bin": bytes(range(256)) * 200 for i in range(3)}, compression=zipfile.ZIP_STORED
+    )
     assert "more than 100000 bytes" in refused(data)
 
 
@@ -147,8 +148,9 @@ def test_truncated_zip_is_refused():
 
 
 def test_zip_whose_entry_fails_its_crc_is_refused_and_earlier_entries_removed():
-    data = zip_bytes({"a.txt": b"first entry", "b.txt": b"second entry"},
-                     compression=zipfile.ZIP_STORED)
+    data = zip_bytes(
+        {"a.txt": b"first entry", "b.txt": b"second entry"}, compression=zipfile.ZIP_STORED
+    )
     data = data.replace(b"second entry", b"SECOND entry")
     assert "corrupt" in refused(data)
 
@@ -161,8 +163,7 @@ def test_shared_top_folder_is_stripped(tmp_path):
     """``zip -r m.zip m/`` nests everything under m/; the version holds m's contents."""
     folder = build_huggingface_folder(tmp_path / "m")
     files = upload_zip(zip_folder(folder, top="m"))
-    assert sorted(f.path for f in files) == ["config.json", "model.safetensors",
-                                              "tokenizer.json"]
+    assert sorted(f.path for f in files) == ["config.json", "model.safetensors", "tokenizer.json"]
 
 
 def test_single_nested_file_is_stripped_too():
@@ -176,8 +177,11 @@ def test_folders_are_kept_when_files_do_not_share_one():
 
 
 def test_directory_entries_and_archive_litter_are_skipped():
-    files = upload_zip(zip_bytes({"m/": b"", "m/model.onnx": b"x", "__MACOSX/m/._model.onnx": b"r",
-                                  "m/.DS_Store": b"d"}))
+    files = upload_zip(
+        zip_bytes(
+            {"m/": b"", "m/model.onnx": b"x", "__MACOSX/m/._model.onnx": b"r", "m/.DS_Store": b"d"}
+        )
+    )
     assert [f.path for f in files] == ["model.onnx"]
 
 
@@ -188,14 +192,16 @@ def test_extracted_files_are_staged_and_the_archive_is_removed():
 
 
 def test_upload_path_puts_archive_contents_under_a_folder():
-    files = incoming_from_upload(SimpleUploadedFile("bundle.zip", zip_bytes({"m.onnx": b"x"})),
-                                 path="sub")
+    files = incoming_from_upload(
+        SimpleUploadedFile("bundle.zip", zip_bytes({"m.onnx": b"x"})), path="sub"
+    )
     assert [f.path for f in files] == ["sub/m.onnx"]
 
 
 def test_archive_false_keeps_a_zip_as_one_file():
-    files = incoming_from_upload(SimpleUploadedFile("data.zip", zip_bytes({"m.onnx": b"x"})),
-                                 archive=False)
+    files = incoming_from_upload(
+        SimpleUploadedFile("data.zip", zip_bytes({"m.onnx": b"x"})), archive=False
+    )
     assert [f.path for f in files] == ["data.zip"]
 
 

@@ -65,7 +65,9 @@ class Command(BaseCommand):
                 files[0].path = filename
                 metadata = {"demo": True}
                 if inputs:
-                    metadata["inputs"] = inputs  # warm-up shapes for TorchScript (inference.signature)
+                    metadata["inputs"] = (
+                        inputs  # warm-up shapes for TorchScript (inference.signature)
+                    )
                 created = version_create(
                     model=model,
                     actor=admin,

@@ -31,17 +31,29 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path, help="a model file or a folder of files")
         parser.add_argument("--name", required=True, help="model name (a slug)")
-        parser.add_argument("--version", dest="model_version", default=None,
-                            help="version label (default: the next integer)")
-        parser.add_argument("--owner", default=None,
-                            help="owner's username (default: the first superuser)")
-        parser.add_argument("--task", default=None, choices=Task.values,
-                            help="task of a newly created model")
-        parser.add_argument("--framework", default=None,
-                            help="expected framework (checked against the content)")
+        parser.add_argument(
+            "--version",
+            dest="model_version",
+            default=None,
+            help="version label (default: the next integer)",
+        )
+        parser.add_argument(
+            "--owner", default=None, help="owner's username (default: the first superuser)"
+        )
+        parser.add_argument(
+            "--task", default=None, choices=Task.values, help="task of a newly created model"
+        )
+        parser.add_argument(
+            "--framework", default=None, help="expected framework (checked against the content)"
+        )
         parser.add_argument("--description", default="", help="version description")
-        parser.add_argument("--tag", action="append", default=[], dest="tags",
-                            help="tag for a newly created model (repeatable)")
+        parser.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            dest="tags",
+            help="tag for a newly created model (repeatable)",
+        )
 
     def handle(self, *args, **options) -> None:
         path: Path = options["path"]
@@ -63,22 +75,29 @@ class Command(BaseCommand):
         try:
             # One transaction: a refused version leaves no newly created model behind.
             with transaction.atomic():
-                model = _model_get_or_create(owner=owner, name=name, task=options["task"],
-                                             tags=options["tags"])
+                model = _model_get_or_create(
+                    owner=owner, name=name, task=options["task"], tags=options["tags"]
+                )
                 version = version_create(
-                    model=model, actor=owner, files=files, version=options["model_version"],
+                    model=model,
+                    actor=owner,
+                    files=files,
+                    version=options["model_version"],
                     framework=options["framework"],
                     fields={"description": options["description"]},
-                    source_uri=path.resolve().as_uri(), actor_label=ACTOR_LABEL,
+                    source_uri=path.resolve().as_uri(),
+                    actor_label=ACTOR_LABEL,
                 )
         except ModelmgrError as exc:
             raise CommandError(exc.detail) from None
         finally:
             discard_incoming(files)
-        self.stdout.write(self.style.SUCCESS(
-            f"imported {owner.get_username()}/{version.ref} ({version.framework}, "
-            f"{version.files.count()} file(s), {version.size_bytes} bytes)"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"imported {owner.get_username()}/{version.ref} ({version.framework}, "
+                f"{version.files.count()} file(s), {version.size_bytes} bytes)"
+            )
+        )
 
     def _owner(self, username: str | None):
         users = get_user_model().objects
@@ -93,10 +112,20 @@ class Command(BaseCommand):
         return owner
 
     def _stage(self, path: Path):
-        total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) \
-            if path.is_dir() else path.stat().st_size
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=f"staging {path.name}", file=self.stderr, leave=False) as bar:
+        total = (
+            sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            if path.is_dir()
+            else path.stat().st_size
+        )
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"staging {path.name}",
+            file=self.stderr,
+            leave=False,
+        ) as bar:
             try:
                 return incoming_from_local_path(path, progress=bar.update)
             except ModelmgrError as exc:
@@ -112,7 +141,12 @@ def _model_get_or_create(*, owner, name: str, task: str | None, tags: list[str])
         model = RegisteredModel.objects.create(owner=owner, name=name, task=task or Task.OTHER)
         for tag in tags:
             model.tags.add(Tag.objects.get_or_create(name=tag)[0])
-        audit_record(actor=owner, actor_label=ACTOR_LABEL, action="model.create",
-                     target_type="model", target=name,
-                     after={"owner": owner.get_username(), "task": model.task, "tags": tags})
+        audit_record(
+            actor=owner,
+            actor_label=ACTOR_LABEL,
+            action="model.create",
+            target_type="model",
+            target=name,
+            after={"owner": owner.get_username(), "task": model.task, "tags": tags},
+        )
         return model
