@@ -5,6 +5,8 @@ Targets (issue #3): 0 failed requests; p99 during swaps <= 2x steady p99; no sta
 50 ms; worker RSS growth <= 100 MB.
 "Steady" requests are those that neither started nor ended inside a switch's window;
 "swap" requests overlap one. A stall is the longest latency of a request in a swap window.
+For context it also prints the longest steady request and the longest time inside a swap
+window with no response completing at all (the slot not answering anyone).
 Usage: .venv/bin/python benchmarks/hotswap.py [--swaps 100] [--clients 32]
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import itertools
 import json
 import multiprocessing
 import os
@@ -147,6 +151,16 @@ def main() -> None:
         )
         rss_after = worker_proc.memory_info().rss
 
+    def longest_silence_ms() -> float:
+        ends = sorted(end for _, end, ok, _ in records if ok)
+        worst = 0.0
+        for w_start, w_end in windows:
+            lo = max(bisect.bisect_left(ends, w_start) - 1, 0)
+            hi = min(bisect.bisect_right(ends, w_end) + 1, len(ends))
+            segment = ends[lo:hi]
+            worst = max([worst, *(b - a for a, b in itertools.pairwise(segment))])
+        return worst * 1000
+
     def overlaps(start, end):
         return any(start <= w_end and end >= w_start for w_start, w_end in windows)
 
@@ -167,6 +181,8 @@ def main() -> None:
         "steady_p99_ms": round(percentile(steady, 99), 2),
         "swap_p99_ms": round(percentile(during, 99), 2),
         "max_stall_ms": round(max(during) if during else 0.0, 2),
+        "steady_max_ms": round(max(steady) if steady else 0.0, 2),
+        "max_silence_during_swaps_ms": round(longest_silence_ms(), 2),
         "switch_ms_p50": round(percentile(switch_ms, 50), 1),
         "switch_failures": len(switch_errors),
         "worker_rss_growth_mb": round((rss_after - rss_before) / 1024**2, 1),
@@ -178,6 +194,11 @@ def main() -> None:
             ("steady p50 / p99", f"{figures['steady_p50_ms']} / {figures['steady_p99_ms']} ms"),
             ("p99 during swaps", f"{figures['swap_p99_ms']} ms  (target <= 2x steady p99)"),
             ("longest stall during swaps", f"{figures['max_stall_ms']} ms  (target <= 50)"),
+            ("longest steady request", f"{figures['steady_max_ms']} ms"),
+            (
+                "longest silence during swaps",
+                f"{figures['max_silence_during_swaps_ms']} ms with no response completing",
+            ),
             (
                 "switch time p50",
                 f"{figures['switch_ms_p50']} ms ({len(switch_errors)} failed switches)",

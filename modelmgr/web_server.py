@@ -6,6 +6,12 @@ consume any of it (django/daphne#483, open), so a 1 GB model upload would cost 1
 RSS. ``FileBackedBodyQueue`` keeps only (offset, length) per chunk and reads the bytes
 back from twisted's temp file when Django asks for them: memory stays flat.
 
+Twisted itself, before daphne sees the request, parses a multipart POST body into
+``request.args`` by reading the whole body into memory and handing it to the email
+parser, which copies it several times: a 1 GB upload cost 13 GB of RSS. daphne never
+reads ``args`` (Django parses the body itself), so ``protocol_connected`` turns that
+parsing off for every request.
+
 The response side has the mirror problem: daphne writes every body chunk straight into
 twisted's unbounded send buffer, so a streamed 1 GB download to a slow client would sit
 in this process's memory. ``handle_reply`` below registers a push producer on the
@@ -19,10 +25,13 @@ Run: ``python -m modelmgr.web_server -b 127.0.0.1 -p 8000 modelmgr.asgi:applicat
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 from functools import partial
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from twisted.web import http
 
 BODY_CHUNK_BYTES = 1024 * 1024
 
@@ -36,26 +45,66 @@ class _BodySlice:
 
 
 class FileBackedBodyQueue(asyncio.Queue):
-    """An input queue that stores request-body chunks as slices of the request's file."""
+    """An input queue that stores request-body chunks as slices of the request's file.
+
+    It is also the application's ``receive`` callable, and offers the whole body as a
+    file of its own (``take_body_file``) so that Django need not copy it into a second
+    temporary file (modelmgr.asgi_handler).
+    """
 
     def __init__(self, content_file):
         super().__init__()
         self._content = content_file
+        self._body_items_queued = 0
+        self._body_complete = False
+        self._body_started = False
 
     def put_nowait(self, item):
-        body = item.get("body") if item.get("type") == "http.request" else None
-        if body:
-            # daphne has just read `body` from the content file: remember where it was.
-            item = {**item, "body": _BodySlice(self._content.tell() - len(body), len(body))}
+        if item.get("type") == "http.request":
+            self._body_items_queued += 1
+            self._body_complete = not item.get("more_body", False)
+            body = item.get("body")
+            if body:
+                # daphne has just read `body` from the content file: remember where it was.
+                item = {**item, "body": _BodySlice(self._content.tell() - len(body), len(body))}
         super().put_nowait(item)
 
     async def get(self):
         item = await super().get()
         body = item.get("body")
+        if item.get("type") == "http.request":
+            self._body_started = True
         if isinstance(body, _BodySlice):
             self._content.seek(body.offset)
             item = {**item, "body": self._content.read(body.length)}
         return item
+
+    async def __call__(self):
+        return await self.get()
+
+    def take_body_file(self):
+        """The whole body as a new file positioned at 0, its messages taken off the queue.
+
+        None when that is not possible: a small body twisted kept in memory (no file
+        descriptor), or one a reader has already started on.
+        """
+        if self._body_started or not self._body_complete:
+            return None
+        try:
+            fd = self._content.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return None
+        self._content.flush()
+        # daphne queued every body message before the application ran, ahead of any
+        # disconnect message: these are exactly the first ones in the queue.
+        for _ in range(self._body_items_queued):
+            self.get_nowait()
+        self._body_started = True
+        # A descriptor of its own: Django closes the file when the request ends,
+        # twisted closes its own when the connection does.
+        body_file = os.fdopen(os.dup(fd), "rb")
+        body_file.seek(0)
+        return body_file
 
 
 class _SendGate:
@@ -87,14 +136,23 @@ class StreamingBodyServer(Server):
         kwargs.setdefault("request_buffer_size", BODY_CHUNK_BYTES)
         super().__init__(*args, **kwargs)
 
+    def protocol_connected(self, protocol):
+        if isinstance(protocol, http.Request):
+            # Twisted's own form parsing (see the module docstring); the attribute is
+            # twisted's switch for it (Twisted is pinned in pyproject.toml).
+            protocol._parsePOSTFormSubmission = False
+        super().protocol_connected(protocol)
+
     def create_application(self, protocol, scope):
         """daphne's create_application, with a file-backed queue for HTTP request bodies."""
         assert "application_instance" not in self.connections[protocol]
         content = getattr(protocol, "content", None) if scope.get("type") == "http" else None
         input_queue = FileBackedBodyQueue(content) if content is not None else asyncio.Queue()
         scope.setdefault("asgi", {"version": "3.0"})
+        # A FileBackedBodyQueue is itself the receive callable (see take_body_file).
+        receive = input_queue if isinstance(input_queue, FileBackedBodyQueue) else input_queue.get
         application_instance = self.application(
-            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+            scope=scope, receive=receive, send=partial(self.handle_reply, protocol)
         )
         if protocol not in self.connections:
             return None
