@@ -34,23 +34,48 @@ def _cuda_driver_present() -> bool:
     return True
 
 
+class DeviceUnavailable(Exception):
+    """MODELMGR_WORKER_DEVICE names a device this machine does not have."""
+
+
 def detect_device(setting: str | None = None) -> DeviceInfo:
-    """1. "cpu" or "cuda:N" from MODELMGR_WORKER_DEVICE is taken as given.
-    2. "auto": cuda:0 when a driver is present and torch.cuda really works, else cpu.
+    """1. "cpu" is taken as given.
+    2. "cuda:N" must exist: a worker asked for a GPU never quietly serves from the CPU
+       (DeviceUnavailable names what is missing).
+    3. "auto": cuda:0 when a driver is present and torch.cuda really works, else cpu.
     """
     choice = (setting or settings.MODELMGR_WORKER_DEVICE or "auto").strip().lower()
     if choice == "cpu":
         return DeviceInfo("cpu", _cpu_name())
+    if choice != "auto" and not (choice == "cuda" or choice.startswith("cuda:")):
+        raise DeviceUnavailable(
+            f"MODELMGR_WORKER_DEVICE={choice!r}: expected 'auto', 'cpu' or 'cuda:N'"
+        )
+    index_text = choice.partition(":")[2] or "0"
+    if choice != "auto" and not index_text.isdigit():
+        raise DeviceUnavailable(f"MODELMGR_WORKER_DEVICE={choice!r}: N in 'cuda:N' is a number")
     if choice == "auto" and not _cuda_driver_present():
         return DeviceInfo("cpu", _cpu_name())
     try:
         import torch
     except ImportError:
-        return DeviceInfo("cpu", _cpu_name())
-    if not torch.cuda.is_available():
-        return DeviceInfo("cpu", _cpu_name())
-    device = "cuda:0" if choice == "auto" else choice
-    index = int(device.partition(":")[2] or 0)
+        torch = None
+    available = torch is not None and torch.cuda.is_available()
+    if choice == "auto":
+        if not available:
+            return DeviceInfo("cpu", _cpu_name())
+        return DeviceInfo("cuda:0", torch.cuda.get_device_name(0))
+    index = int(index_text)
+    if not available:
+        raise DeviceUnavailable(
+            f"MODELMGR_WORKER_DEVICE={choice}: torch sees no CUDA device here"
+            " (no driver, or a CPU-only torch build); use 'auto' or 'cpu'"
+        )
+    if index >= torch.cuda.device_count():
+        raise DeviceUnavailable(
+            f"MODELMGR_WORKER_DEVICE={choice}: this machine has"
+            f" {torch.cuda.device_count()} CUDA device(s)"
+        )
     return DeviceInfo(f"cuda:{index}", torch.cuda.get_device_name(index))
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
+from django.forms.models import model_to_dict
 from django.utils.html import format_html
 
+from modelmgr.audit import audit_record
+from modelmgr.deploy.contract import clean_contract, version_fits_slot
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import (
     ApiToken,
@@ -17,6 +22,69 @@ from modelmgr.models import (
     Tag,
     UsageBucket,
 )
+
+
+def _jsonable(value):
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if hasattr(value, "pk"):
+        return value.pk
+    if isinstance(value, int | float | str | bool | dict) or value is None:
+        return value
+    return str(value)
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every edit and delete made in the admin lands in the audit trail, in the same
+    transaction, with the changed fields before and after (action ``<model>.admin_*``)."""
+
+    audit_target_type = ""
+
+    def _audit(self, request, obj, action: str, before=None, after=None) -> None:
+        audit_record(
+            actor=request.user,
+            actor_label=_label(request),
+            action=f"{self.audit_target_type}.{action}",
+            target_type=self.audit_target_type,
+            target=str(obj),
+            before=before,
+            after=after,
+        )
+
+    def save_model(self, request, obj, form, change):
+        fields = list(form.changed_data) if change else list(form.fields)
+        before = {}
+        if change and obj.pk:
+            stored = type(obj).objects.get(pk=obj.pk)
+            before = {k: _jsonable(v) for k, v in model_to_dict(stored, fields=fields).items()}
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            after = {k: _jsonable(v) for k, v in model_to_dict(obj, fields=fields).items()}
+            if change:
+                # A form may call a JSON field changed when only its text differs.
+                changed = [k for k in after if before.get(k) != after[k]]
+                if not changed:
+                    return
+                before = {k: before.get(k) for k in changed}
+                after = {k: after[k] for k in changed}
+            self._audit(
+                request, obj, "admin_change" if change else "admin_add", before or None, after
+            )
+
+    def save_related(self, request, form, formsets, change):
+        with transaction.atomic():
+            super().save_related(request, form, formsets, change)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self._audit(request, obj, "admin_delete", before={"pk": obj.pk, "str": str(obj)})
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                self._audit(request, obj, "admin_delete", before={"pk": obj.pk, "str": str(obj)})
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(Tag)
@@ -34,7 +102,8 @@ class ModelVersionInline(admin.TabularInline):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(AuditedAdmin):
+    audit_target_type = "model"
     list_display = ["name", "owner", "task", "framework", "created_at"]
     list_filter = ["task", "framework", "owner", "tags"]
     search_fields = ["name", "description", "tags__name", "owner__username"]
@@ -51,7 +120,11 @@ class ArtifactFileInline(admin.TabularInline):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(AuditedAdmin):
+    """Versions come from uploads, imports and import_model; the admin edits their
+    metadata and the ``trusted`` flag (audited), and acts on them."""
+
+    audit_target_type = "version"
     list_display = [
         "ref_display",
         "status",
@@ -77,6 +150,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     inlines = [ArtifactFileInline]
     list_select_related = ["model"]
 
+    def has_add_permission(self, request) -> bool:
+        return False  # a version without stored files would be unusable
+
     @admin.display(description="version", ordering="model__name")
     def ref_display(self, obj: ModelVersion) -> str:
         return obj.ref
@@ -89,9 +165,47 @@ class ArtifactFileAdmin(admin.ModelAdmin):
     search_fields = ["path", "sha256", "version__model__name"]
     readonly_fields = ["version", "path", "size", "sha256", "content_type", "is_primary"]
 
+    def has_add_permission(self, request) -> bool:
+        return False  # files arrive with their version
+
+
+class SlotAdminForm(forms.ModelForm):
+    """The checks of modelmgr.deploy.slots, shown on the form instead of as a 500."""
+
+    class Meta:
+        model = Slot
+        fields = ["name", "task", "description", "contract"]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["contract"] = clean_contract(data.get("contract"))
+        except ModelmgrError as exc:
+            raise forms.ValidationError({"contract": str(exc)}) from None
+        if self.instance.pk:
+            candidate = Slot(
+                name=self.instance.name, task=data.get("task"), contract=data["contract"]
+            )
+            for version in (self.instance.active_version, self.instance.canary_version):
+                problems = version and version_fits_slot(version, candidate)
+                if problems:
+                    raise forms.ValidationError(
+                        f"slot {self.instance.name} serves {version.ref}, which would not fit "
+                        "the change: " + "; ".join(problems)
+                    )
+        return data
+
 
 @admin.register(Slot)
 class SlotAdmin(admin.ModelAdmin):
+    """Create, change and delete go through modelmgr.deploy.slots (checked and audited).
+
+    What a slot serves is read-only here: it changes only by a switch (the versions'
+    *Activate* action, the settings page, the API), which loads and warms the model in
+    the worker before the database says so.
+    """
+
+    form = SlotAdminForm
     list_display = [
         "name",
         "task",
@@ -102,7 +216,40 @@ class SlotAdmin(admin.ModelAdmin):
     ]
     list_filter = ["task"]
     search_fields = ["name", "description"]
-    raw_id_fields = ["active_version", "previous_version", "canary_version"]
+    serving_fields = ["active_version", "previous_version", "canary_version", "canary_share"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A rename would leave the worker routing the old name.
+        return [*self.serving_fields, "name"] if obj is not None else self.serving_fields
+
+    def save_model(self, request, obj, form, change):
+        from modelmgr.deploy.slots import slot_create, slot_update
+
+        fields = {"task": obj.task, "description": obj.description, "contract": obj.contract}
+        if change:
+            slot_update(
+                slot_name=obj.name, actor=request.user, actor_label=_label(request), **fields
+            )
+        else:
+            created = slot_create(
+                name=obj.name, actor=request.user, actor_label=_label(request), **fields
+            )
+            obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        serving = obj is not None and (obj.active_version_id or obj.canary_version_id)
+        return not serving and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        from modelmgr.deploy.slots import slot_delete
+
+        slot_delete(slot_name=obj.name, actor=request.user, actor_label=_label(request))
+
+    def delete_queryset(self, request, queryset):
+        from modelmgr.deploy.slots import slot_delete
+
+        for slot in queryset:
+            slot_delete(slot_name=slot.name, actor=request.user, actor_label=_label(request))
 
 
 @admin.register(AuditEvent)
@@ -137,11 +284,18 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
+    """Tokens are created with ``manage.py create_token`` (the raw token is shown once
+    there); the admin lists them and can revoke one (audited)."""
+
+    audit_target_type = "token"
     list_display = ["name", "user", "scopes", "revoked", "created_at", "last_used_at"]
     list_filter = ["revoked"]
     search_fields = ["name", "user__username"]
-    readonly_fields = ["token_hash", "created_at", "last_used_at"]
+    readonly_fields = ["user", "name", "scopes", "token_hash", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # an admin-made row would have no usable token
 
 
 @admin.register(UsageBucket)

@@ -206,6 +206,29 @@ def test_auto_device_is_cuda_exactly_when_torch_sees_a_gpu():
     assert detect_device("cpu").device == "cpu"
 
 
+def test_a_gpu_that_is_not_there_is_an_error_not_a_quiet_cpu_fallback():
+    import torch
+
+    from inference.device import DeviceUnavailable, detect_device
+
+    missing = f"cuda:{torch.cuda.device_count() if _cuda() else 0}"
+    with pytest.raises(DeviceUnavailable, match=f"MODELMGR_WORKER_DEVICE={missing}"):
+        detect_device(missing)
+    with pytest.raises(DeviceUnavailable, match="expected 'auto', 'cpu' or 'cuda:N'"):
+        detect_device("gpu0")
+    with pytest.raises(DeviceUnavailable, match="is a number"):
+        detect_device("cuda:first")
+
+
+def test_runinference_refuses_to_start_on_a_missing_gpu(settings):
+    import torch
+    from django.core.management import CommandError, call_command
+
+    settings.MODELMGR_WORKER_DEVICE = f"cuda:{torch.cuda.device_count() if _cuda() else 0}"
+    with pytest.raises(CommandError, match="MODELMGR_WORKER_DEVICE=cuda:"):
+        call_command("runinference", "--port", "0")
+
+
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("kind", ["torchscript", "torch_export"])
 def test_torch_model_runs_on_the_gpu_and_unload_gives_the_memory_back(model_files, tmp_path, kind):

@@ -12,8 +12,9 @@ import logging
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from inference.device import DeviceUnavailable
 from inference.serve import build_server
 from inference.server import WorkerApp
 from inference.worker import Worker
@@ -40,7 +41,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, host=None, port=None, socket=None, no_tcp=False, **options):
         self.shutdown = False
-        self.worker = Worker()
+        try:
+            self.worker = Worker()
+        except DeviceUnavailable as exc:
+            raise CommandError(str(exc)) from None
         self.app = WorkerApp(self.worker)
         socket_path = socket or settings.MODELMGR_WORKER_SOCKET or None
         if no_tcp and not socket_path:

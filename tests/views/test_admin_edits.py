@@ -1,0 +1,135 @@
+"""Edits made in the Django admin: checked by the same services, and audited.
+
+What a slot serves is never edited in a form (only a switch changes it); trusting an
+unsafe version, changing a slot's contract or revoking a token leaves an audit row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelmgr.models import ApiToken, AuditEvent, ModelVersion, Slot
+from tests.conftest import make_token
+from tests.views.support import CONTRACT, ingested, serving_slot
+
+pytestmark = pytest.mark.django_db
+
+
+def _value(value):
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "on"
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def change_form_data(response) -> dict:
+    """What a browser would post back unchanged from an admin change page."""
+    data: dict = {}
+    forms = [(response.context["adminform"].form, None)]
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        mgmt = formset.management_form
+        for name in mgmt.fields:
+            data[mgmt.add_prefix(name)] = str(mgmt[name].value())
+        forms += [(form, formset) for form in formset.forms]
+    for form, _ in forms:
+        for name in form.fields:
+            value = _value(form[name].value())  # already prepared for the widget
+            if value is not None:
+                data[form.add_prefix(name)] = value
+    return data
+
+
+@pytest.fixture
+def v1(staff, model_files, tmp_path):
+    return ingested(staff, model_files, tmp_path, version="1")
+
+
+def test_trusting_a_version_in_the_admin_is_audited(staff_client, v1):
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["trusted"] = "on"
+    response = staff_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ModelVersion.objects.get(pk=v1.pk).trusted is True
+    event = AuditEvent.objects.get(action="version.admin_change")
+    assert event.target == "clf@1"
+    assert event.actor_label == "stella (admin)"
+    assert event.before == {"trusted": False} and event.after == {"trusted": True}
+
+
+def test_an_unchanged_save_writes_no_audit_row(staff_client, v1):
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    assert staff_client.post(url, change_form_data(staff_client.get(url))).status_code == 302
+    assert not AuditEvent.objects.filter(action="version.admin_change").exists()
+
+
+def test_what_a_slot_serves_cannot_be_edited_in_its_form(
+    staff_client, staff, v1, tmp_path, model_files
+):
+    other = ingested(staff, model_files, tmp_path, version="2", seed=3)
+    slot = serving_slot("classifier", v1)
+    url = f"/admin/modelmgr/slot/{slot.pk}/change/"
+    page = staff_client.get(url)
+    assert "active_version" not in page.context["adminform"].form.fields
+    data = change_form_data(page)
+    data["active_version"] = str(other.pk)  # a forged field is ignored
+    data["description"] = "the arm camera's detector"
+    assert staff_client.post(url, data).status_code == 302
+    slot.refresh_from_db()
+    assert slot.active_version_id == v1.pk
+    assert slot.description == "the arm camera's detector"
+    event = AuditEvent.objects.get(action="slot.update")
+    assert event.after["description"] == "the arm camera's detector"
+
+
+def test_a_contract_the_served_version_would_not_fit_is_refused_on_the_form(staff_client, v1):
+    slot = serving_slot("classifier", v1)
+    url = f"/admin/modelmgr/slot/{slot.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["contract"] = json.dumps(
+        {"inputs": [{"name": "x", "shape": ["batch", 7], "dtype": "float32"}]}
+    )
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "serves clf@1, which would not fit the change" in response.content.decode()
+    slot.refresh_from_db()
+    assert slot.contract == CONTRACT
+    assert not AuditEvent.objects.filter(action="slot.update").exists()
+
+
+def test_slots_added_and_deleted_in_the_admin_go_through_the_services(staff_client, v1):
+    response = staff_client.post(
+        "/admin/modelmgr/slot/add/",
+        {"name": "gripper", "task": "policy", "description": "", "contract": "{}"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    created = Slot.objects.get(name="gripper")
+    assert AuditEvent.objects.filter(action="slot.create", target="gripper").exists()
+
+    serving = serving_slot("classifier", v1)
+    assert staff_client.get(f"/admin/modelmgr/slot/{serving.pk}/delete/").status_code == 403
+    response = staff_client.post(f"/admin/modelmgr/slot/{created.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Slot.objects.filter(name="gripper").exists()
+    assert AuditEvent.objects.filter(action="slot.delete", target="gripper").exists()
+    assert Slot.objects.filter(pk=serving.pk).exists()
+
+
+def test_tokens_are_revoked_not_made_in_the_admin(staff_client, staff):
+    make_token(staff, name="robot")
+    token = ApiToken.objects.get(name="robot")
+    assert staff_client.get("/admin/modelmgr/apitoken/add/").status_code == 403
+    assert staff_client.get("/admin/modelmgr/modelversion/add/").status_code == 403
+    url = f"/admin/modelmgr/apitoken/{token.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["revoked"] = "on"
+    assert staff_client.post(url, data).status_code == 302
+    assert ApiToken.objects.get(pk=token.pk).revoked is True
+    event = AuditEvent.objects.get(action="token.admin_change")
+    assert event.before == {"revoked": False} and event.after == {"revoked": True}
