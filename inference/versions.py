@@ -6,12 +6,12 @@ control thread, no lazy loads racing a changing row).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from inference.signature import effective_signature
 from modelmgr.exceptions import NotFound
 from modelmgr.models import ModelVersion, Slot, VersionStatus
+from modelmgr.storage import version_content_hash
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,7 @@ def version_spec_get(*, version_id: int) -> VersionSpec:
     primary = next((f.path for f in version.files.all() if f.is_primary), "")
     if not primary and len(files) == 1:
         primary = files[0].path
-    content_hash = (
-        version.content_hash
-        or hashlib.sha256("".join(f"{f.path}\0{f.sha256}\n" for f in files).encode()).hexdigest()
-    )
+    content_hash = version.content_hash or version_content_hash((f.path, f.sha256) for f in files)
     return VersionSpec(
         id=version.pk,
         ref=version.ref,

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from inference.cache import PruneReport, cache_prune
 from inference.device import DeviceInfo, detect_device
 from inference.pool import ModelPool, PoolEntry, short_error
 from inference.reconcile import reconcile_run
@@ -230,10 +231,19 @@ class Worker:
             thread.start()
             self._threads.append(thread)
 
+    def prune_cache(self) -> PruneReport:
+        """Drop cache folders of versions gone from the registry (inference.cache)."""
+        in_use = {entry.spec.content_hash for entry in self.pool.entries()}
+        return cache_prune(in_use=in_use)
+
     def _reconcile_loop(self) -> None:
         self.restore(db_scope=db_pass)
         interval = settings.MODELMGR_RECONCILE_INTERVAL_S
+        next_prune = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() >= next_prune:
+                self._guarded("worker cache prune", self.prune_cache)
+                next_prune = time.monotonic() + settings.MODELMGR_WORKER_CACHE_PRUNE_S
             nudged = self._nudge.wait(interval)
             self._nudge.clear()
             if self._stop.is_set():

@@ -210,6 +210,8 @@ MODELMGR_RECONCILE_RETRY_S = env_float("MODELMGR_RECONCILE_RETRY_S", 60.0)
 MODELMGR_WORKER_CACHE_DIR = Path(
     env_str("MODELMGR_WORKER_CACHE_DIR", str(VAR_DIR / "worker-cache"))
 )
+# How often the worker removes cache folders of versions deleted from the registry.
+MODELMGR_WORKER_CACHE_PRUNE_S = env_float("MODELMGR_WORKER_CACHE_PRUNE_S", 600.0)
 MODELMGR_STATS_FLUSH_S = env_float("MODELMGR_STATS_FLUSH_S", 5.0)
 # Threads per ONNX Runtime / torch CPU op; 0 = 1 on small machines, 2 from 4 cores up.
 MODELMGR_WORKER_INTRA_OP_THREADS = env_int("MODELMGR_WORKER_INTRA_OP_THREADS", 0)

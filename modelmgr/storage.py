@@ -24,6 +24,13 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from modelmgr.exceptions import IntegrityFailure, NotFound, UploadTooLarge
 
 
+def version_content_hash(files: Iterable[tuple[str, str]]) -> str:
+    """A version's identity: sha256 over its sorted ``path\0sha256`` lines. The worker
+    cache names a version's folder by it (inference.materialize)."""
+    lines = sorted(f"{path}\0{sha256}\n" for path, sha256 in files)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
 def chunk_size() -> int:
     return settings.MODELMGR_STREAM_CHUNK_BYTES
 

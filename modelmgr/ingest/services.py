@@ -8,7 +8,6 @@ failure at any step leaves no rows, no blobs and no staged files behind.
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 
 from django.core.exceptions import ValidationError
@@ -30,7 +29,7 @@ from modelmgr.models import (
     VersionStatus,
     version_validator,
 )
-from modelmgr.storage import content_store
+from modelmgr.storage import content_store, version_content_hash
 
 __all__ = [
     "IncomingFile",
@@ -94,8 +93,7 @@ def _version_create(
     _validate_files(files)
     detection = detect_version(files, framework=framework, primary_path=primary_path)
     signature, inspection = inspect_version(detection, files)
-    lines = sorted(f"{f.path}\0{f.staged.sha256}\n" for f in files)
-    content_hash = hashlib.sha256("".join(lines).encode()).hexdigest()
+    content_hash = version_content_hash((f.path, f.staged.sha256) for f in files)
     store = content_store()
     created_blobs: list[str] = []
     user = actor if getattr(actor, "is_authenticated", False) else None
