@@ -36,6 +36,18 @@ from modelmgr.exceptions import ModelmgrError
 log = logging.getLogger("inference")
 DECODE_IN_THREAD = 256 * 1024  # bodies larger than this are parsed off the event loop
 KEEPALIVE_S = 5.0
+# How often /events looks for a change: well inside the UI's 100 ms promise.
+STATE_POLL_S = 0.05
+VOLATILE_MODEL_FIELDS = ("in_flight", "last_used")
+
+
+def state_digest(status: dict) -> str:
+    """The status without what every request changes, as comparable text."""
+    models = [
+        {k: v for k, v in model.items() if k not in VOLATILE_MODEL_FIELDS}
+        for model in status.get("models") or []
+    ]
+    return json.dumps({**status, "models": models}, sort_keys=True, default=str)
 
 
 class WorkerApp:
@@ -50,6 +62,7 @@ class WorkerApp:
             ("GET", "/live"): self.live,
             ("GET", "/ready"): self.ready,
             ("GET", "/status"): self.status,
+            ("GET", "/events"): self.events,
             ("POST", "/switch"): self.switch,
             ("POST", "/load"): self.load,
             ("POST", "/unload"): self.unload,
@@ -118,6 +131,42 @@ class WorkerApp:
 
     async def status(self, scope, receive, send) -> None:
         await send_json(send, 200, self.worker.status())
+
+    async def events(self, scope, receive, send) -> None:
+        """NDJSON: the worker's status now, then again each time it changes.
+
+        The web process relays these to browsers (modelmgr.deploy.worker_events). The
+        status is compared every STATE_POLL_S without the per-request counters
+        (``in_flight``, ``last_used``), which would make every request a change; a
+        blank line every KEEPALIVE_S shows the stream is alive.
+        """
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/x-ndjson")],
+            }
+        )
+        await read_body(receive)  # the (empty) request; what receive() says next is a hang-up
+        disconnected = asyncio.ensure_future(receive())
+        last_digest, last_sent = None, 0.0
+        try:
+            while not disconnected.done():
+                status = self.worker.status()
+                digest = state_digest(status)
+                now = time.monotonic()
+                if digest != last_digest:
+                    line = json.dumps({"type": "state", "status": status}).encode() + b"\n"
+                    await send({"type": "http.response.body", "more_body": True, "body": line})
+                    last_digest, last_sent = digest, now
+                elif now - last_sent >= KEEPALIVE_S:
+                    await send({"type": "http.response.body", "more_body": True, "body": b"\n"})
+                    last_sent = now
+                await asyncio.wait({disconnected}, timeout=STATE_POLL_S)
+        finally:
+            disconnected.cancel()
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b""})
 
     # --- serving ---------------------------------------------------------------------------
     async def infer(self, scope, receive, send, slot: str) -> None:

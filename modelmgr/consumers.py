@@ -15,7 +15,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from modelmgr.events import EVENTS_GROUP, server_loop_remember
+from modelmgr.deploy.worker_events import worker_events_ensure_started
+from modelmgr.events import EVENTS_GROUP, LOCAL_GROUP, server_loop_remember
 from modelmgr.views import live
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.last_phase = "validating"
         server_loop_remember(asyncio.get_running_loop())
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
+        await self.channel_layer.group_add(LOCAL_GROUP, self.channel_name)
         await self.accept()
+        worker_events_ensure_started()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "user", None) is not None:
             await self.channel_layer.group_discard(EVENTS_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(LOCAL_GROUP, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         """Browsers only listen; anything they send is ignored."""
@@ -74,7 +78,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self._push(live.render_import(job, self.user))
 
     async def worker_state(self, event: dict[str, Any]) -> None:
-        await self._push(await database_sync_to_async(live.render_workers)(self.user))
+        workers = event.get("workers")
+        if isinstance(workers, list):
+            await self._push(live.render_workers(self.user, workers))
+        else:  # a bare nudge: ask the worker
+            await self._push(await database_sync_to_async(live.render_workers)(self.user))
 
     async def audit_event(self, event: dict[str, Any]) -> None:
         html = await database_sync_to_async(live.render_audit)(self.user, event.get("id"))

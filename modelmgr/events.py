@@ -9,7 +9,9 @@ Event types (``type`` is the consumer's handler name with '.' for '_'):
 - ``switch.progress``: a worker NDJSON switch event plus ``switch_id`` (modelmgr.deploy).
 - ``switch.done``: ``{"switch_id", "ok", "slots": {...} | "error": str}`` (settings page).
 - ``import.progress``: ``{"job": {...}}`` for a DownloadJob (modelmgr.imports).
-- ``worker.state``: anything; the consumer re-reads the workers and pushes the status.
+- ``worker.state``: ``{"workers": [{"url", "reachable", "error", "status"}]}``, the
+  worker's status as its /events stream reports it, relayed by each web process to its
+  own browsers only (``LOCAL_GROUP``; modelmgr.deploy.worker_events).
 - ``audit.event``: ``{"id": <AuditEvent pk>}``, sent after the audit row commits.
 """
 
@@ -17,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import socket
 import threading
 from typing import Any
 
@@ -28,6 +33,10 @@ from django.db.models.signals import post_save
 log = logging.getLogger(__name__)
 
 EVENTS_GROUP = "events"
+# The browsers connected to this process. Every web process relays the worker's state
+# itself; sent to EVENTS_GROUP through Redis each browser would get one copy per process.
+_HERE = f"{socket.gethostname()}.{os.getpid()}"
+LOCAL_GROUP = ("events.local." + re.sub(r"[^A-Za-z0-9_.-]", "-", _HERE))[:99]
 PUBLISH_TIMEOUT_S = 5.0
 
 # The event loop that serves the WebSocket consumers (daphne's), remembered by the
@@ -58,7 +67,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def events_publish(event_type: str, payload: dict[str, Any]) -> None:
+def events_publish(event_type: str, payload: dict[str, Any], *, group: str = EVENTS_GROUP) -> None:
     """Send ``payload`` as an ``event_type`` message to every connected browser.
 
     Call it from sync code (services, threads, signal handlers); it waits until the
@@ -71,19 +80,19 @@ def events_publish(event_type: str, payload: dict[str, Any]) -> None:
         return
     message = {**payload, "type": event_type}
     try:
-        _send(layer, message)
+        _send(layer, message, group)
     except Exception:  # noqa: BLE001 - a UI nudge must never break the change itself
         log.warning("could not publish %s to the events group", event_type, exc_info=True)
 
 
-def _send(layer, message: dict[str, Any]) -> None:
+def _send(layer, message: dict[str, Any], group: str) -> None:
     loop = _usable_server_loop()
     here = _running_loop()
     if loop is not None and here is loop:
         # Sync code on the loop's own thread cannot wait for the loop: fire and go.
-        loop.create_task(layer.group_send(EVENTS_GROUP, message))
+        loop.create_task(layer.group_send(group, message))
     elif loop is not None:
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(EVENTS_GROUP, message), loop)
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
         # concurrent.futures.TimeoutError is the builtin TimeoutError (an Exception) here.
         future.result(timeout=PUBLISH_TIMEOUT_S)
     elif here is not None:
@@ -91,7 +100,7 @@ def _send(layer, message: dict[str, Any]) -> None:
         # no consumer of this process listens there, and async_to_sync cannot run here.
         log.debug("not publishing %s from inside a running event loop", message["type"])
     else:
-        async_to_sync(layer.group_send)(EVENTS_GROUP, message)
+        async_to_sync(layer.group_send)(group, message)
 
 
 def _audit_saved(sender, instance, created: bool, **kwargs) -> None:

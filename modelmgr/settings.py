@@ -210,6 +210,8 @@ MODELMGR_RECONCILE_RETRY_S = env_float("MODELMGR_RECONCILE_RETRY_S", 60.0)
 MODELMGR_WORKER_CACHE_DIR = Path(
     env_str("MODELMGR_WORKER_CACHE_DIR", str(VAR_DIR / "worker-cache"))
 )
+# Each web process relays the worker's state to its browsers as it changes (/status).
+MODELMGR_WORKER_EVENTS_RELAY = env_bool("MODELMGR_WORKER_EVENTS_RELAY", True)
 # How often the worker removes cache folders of versions deleted from the registry.
 MODELMGR_WORKER_CACHE_PRUNE_S = env_float("MODELMGR_WORKER_CACHE_PRUNE_S", 600.0)
 MODELMGR_STATS_FLUSH_S = env_float("MODELMGR_STATS_FLUSH_S", 5.0)

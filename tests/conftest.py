@@ -10,6 +10,9 @@ from tests.modelfiles import ModelFiles
 # Import jobs run only when a test drives them (tests/imports): importing modelmgr.asgi
 # must not start the background import runner inside the test process.
 django_settings.MODELMGR_IMPORT_RUNNER = False
+# Likewise the worker-state relay: consumer tests expect only the events they cause.
+# (The real web processes of the browser tests run it.)
+django_settings.MODELMGR_WORKER_EVENTS_RELAY = False
 
 
 @pytest.fixture(autouse=True)

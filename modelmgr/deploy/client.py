@@ -108,6 +108,10 @@ class WorkerClient:
 
     # --- sync control calls -----------------------------------------------------------
 
+    def stream_get(self, path: str, *, timeout: httpx.Timeout):
+        """A streamed GET (a context manager), for the worker's /events."""
+        return self._sync.stream("GET", path, timeout=timeout)
+
     def _request(
         self, method: str, path: str, *, payload: Any = None, timeout: float | None = None
     ) -> httpx.Response:

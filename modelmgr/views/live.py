@@ -150,10 +150,12 @@ def render_import(job: dict[str, Any], user) -> str:
     return render_to_string("imports.html#job", {"job": job, "user": user})
 
 
-def render_workers(user) -> str:
+def render_workers(user, workers: list[dict[str, Any]] | None = None) -> str:
+    """The /status workers partial: from the statuses given (a relayed event), else
+    from asking the worker now."""
     from modelmgr.views.status import status_context
 
-    return render_to_string("status.html#workers", {**status_context(), "user": user})
+    return render_to_string("status.html#workers", {**status_context(workers), "user": user})
 
 
 def render_audit(user, event_id: Any) -> str:

@@ -28,13 +28,17 @@ def _with_times(status: dict[str, Any]) -> dict[str, Any]:
     return status
 
 
-def status_context() -> dict[str, Any]:
-    """One entry per worker: its status, or the reason it cannot be reached."""
+def status_context(statuses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One entry per worker: its status, or the reason it cannot be reached.
+
+    ``statuses`` are workers_status()-shaped entries already at hand (the relayed
+    worker.state event); without them the worker is asked now.
+    """
     from modelmgr.deploy.workers import workers_status
 
     workers = []
-    for worker in workers_status():
-        status = worker.get("status")
+    for worker in workers_status() if statuses is None else statuses:
+        status = dict(worker["status"]) if worker.get("status") else None
         workers.append(
             {
                 "label": worker.get("url", ""),
