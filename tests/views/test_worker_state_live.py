@@ -13,7 +13,10 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.inference.support import onnx_version
-from tests.views.test_consumers import connect_as_session
+from tests.views.test_consumers import (  # noqa: F401 - the fixture closes ORM connections
+    _close_consumer_connections,
+    connect_as_session,
+)
 from tests.workerproc import start_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
