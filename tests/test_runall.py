@@ -1,0 +1,174 @@
+"""`make run` as a new user meets it: migrate, bootstrap, then `manage.py runall` starts
+the web process and the worker; a robot predicts through the API at once; Ctrl-C stops
+both, and either one dying stops the other.
+
+These run the real commands as subprocesses on the embedded default (SQLite in a
+temporary var dir), whatever database the rest of the suite uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.workerproc import ROOT, free_port
+
+pytestmark = pytest.mark.worker
+
+START_TIMEOUT_S = 90
+
+
+class MakeRun:
+    """The steps of `make run` after `make setup`, in a throwaway var dir."""
+
+    def __init__(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="modelmgr-run-"))
+        self.web_port, self.worker_port = free_port(), free_port()
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSAFE")
+            and not key.startswith("MODELMGR_")
+        }
+        self.env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "modelmgr.settings",
+                "MODELMGR_VAR_DIR": str(self.tmp / "var"),
+                "MODELMGR_WORKER_URL": f"http://127.0.0.1:{self.worker_port}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
+        self.log_path = self.tmp / "runall.log"
+        self.proc: subprocess.Popen | None = None
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    def start(self) -> MakeRun:
+        self.manage("migrate", "--noinput")
+        self.manage("bootstrap")
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "runall",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.web_port),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.logs()
+            try:
+                web = httpx.get(f"{self.web_url}/api/v1/health", timeout=2)
+                worker = httpx.get(f"http://127.0.0.1:{self.worker_port}/ready", timeout=2)
+                if web.status_code == 200 and worker.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"web and worker not ready in {START_TIMEOUT_S}s:\n{self.logs()}")
+
+    def children(self) -> dict[str, psutil.Process]:
+        """The web and worker processes runall started, by role."""
+        found = {}
+        for child in psutil.Process(self.proc.pid).children():
+            cmdline = " ".join(child.cmdline())
+            found["web" if "modelmgr.web_server" in cmdline else "worker"] = child
+        return found
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with_children = [psutil.Process(self.proc.pid), *self.children().values()]
+            for proc in with_children:
+                proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def make_run():
+    run = MakeRun()
+    try:
+        yield run.start()
+    finally:
+        run.stop()
+
+
+def _gone_within(procs, seconds: float) -> bool:
+    _, alive = psutil.wait_procs(procs, timeout=seconds)
+    return not alive
+
+
+def test_a_new_user_predicts_and_ctrl_c_stops_both(make_run):
+    make_run.wait_ready()
+    token = make_run.manage("create_token", "admin", "--name", "robot").strip().splitlines()[-1]
+    answer = httpx.post(
+        f"{make_run.web_url}/api/v1/slots/policy/predict",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"inputs": {"obs": [[0.0] * 12]}},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == "walk-policy@1"
+    assert len(answer.json()["outputs"]["output"][0]) == 4
+
+    children = make_run.children()
+    assert set(children) == {"web", "worker"}
+    make_run.proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    assert make_run.proc.wait(timeout=30) == 0
+    assert _gone_within(list(children.values()), 5), "runall left a process running"
+    assert "modelmgr stopped" in make_run.logs()
+
+
+def test_a_dying_worker_stops_the_web_process_too(make_run):
+    make_run.wait_ready()
+    children = make_run.children()
+    children["worker"].kill()
+    assert make_run.proc.wait(timeout=30) != 0  # a crash is not a clean exit
+    assert _gone_within([children["web"]], 5), "the web process outlived its worker"
+    assert "worker exited" in make_run.logs()
+
+
+def test_the_worker_serves_the_slots_bootstrap_assigned(make_run):
+    make_run.wait_ready()
+    status = httpx.get(f"http://127.0.0.1:{make_run.worker_port}/status", timeout=5).json()
+    served = {slot: entry["ref"] for slot, entry in status["slots"].items()}
+    assert served == {
+        "detector": "tiny-detector@1.0",
+        "policy": "walk-policy@1",
+        "classifier": "tiny-classifier@1",
+    }, json.dumps(status)[:2000]
