@@ -129,6 +129,20 @@ class ModelPool(PoolLoading):
                 if needed <= reading.free_bytes:
                     self._reserved += needed
                     return needed
+                reclaimable = self._reclaimable_bytes()
+                if needed > reading.free_bytes + reclaimable:
+                    # Evicting every cached model would still not make room: refuse now
+                    # and keep them, instead of unloading them one by one for nothing.
+                    raise InsufficientMemory(
+                        f"{spec.ref} needs {needed / MB:.0f} MB, {reading.free_bytes / MB:.0f} MB "
+                        f"free of {reading.budget_bytes / MB:.0f} MB budget"
+                        + (
+                            f" (unloading every model no slot serves would free only "
+                            f"{reclaimable / MB:.0f} MB more)"
+                            if reclaimable
+                            else ""
+                        )
+                    )
                 victim = self._lru_victim()
                 if victim is None:
                     pending = self._releasing or any(
@@ -151,6 +165,16 @@ class ModelPool(PoolLoading):
     def unreserve(self, nbytes: int) -> None:
         with self._lock:
             self._reserved -= nbytes
+
+    def _reclaimable_bytes(self) -> int:
+        """What eviction and the unloads under way can still give back."""
+        served = self.served_ids()
+        return sum(
+            e.memory_bytes
+            for e in self._entries.values()
+            if e.state == DRAINING
+            or (e.state == READY and not e.pinned and e.version_id not in served)
+        ) + sum(e.memory_bytes for e in self._releasing)
 
     def _lru_victim(self) -> PoolEntry | None:
         served = self.served_ids()

@@ -100,6 +100,43 @@ def test_pinned_model_is_never_evicted(pool, owner, model_files, tmp_path, setti
         load(pool, onnx_version(owner, model_files, tmp_path, name="late", min_vram_mb=30))
 
 
+def test_a_model_eviction_cannot_make_room_for_is_refused_and_evicts_nothing(
+    pool, owner, model_files, tmp_path, settings
+):
+    settings.MODELMGR_WORKER_RAM_BUDGET_MB = 100
+    cached = [
+        load(pool, onnx_version(owner, model_files, tmp_path, name=n, min_vram_mb=30))
+        for n in ("one", "two")
+    ]
+    huge = onnx_version(owner, model_files, tmp_path, name="huge", min_vram_mb=120)
+    with pytest.raises(
+        InsufficientMemory,
+        match=r"^huge@1 needs 120 MB, 40 MB free of 100 MB budget "
+        r"\(unloading every model no slot serves would free only 60 MB more\)$",
+    ):
+        load(pool, huge)
+    assert all(entry.state == READY for entry in cached)
+
+
+def test_without_a_declared_size_the_estimate_is_the_artifact_times_the_factor(
+    owner, model_files, tmp_path, settings
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    spec = spec_of(version)
+    pool = ModelPool(device=CPU, memory_factor=2.5)
+    try:
+        assert spec.size_bytes > 0
+        assert pool.estimate(spec) == int(spec.size_bytes * 2.5)
+        # A budget just under that estimate refuses it, naming the estimate.
+        settings.MODELMGR_WORKER_RAM_BUDGET_MB = 0.9 * spec.size_bytes * 2.5 / 1024**2
+        with pytest.raises(InsufficientMemory, match=r"^clf@1 needs "):
+            load(pool, version)
+        settings.MODELMGR_WORKER_RAM_BUDGET_MB = 1.1 * spec.size_bytes * 2.5 / 1024**2
+        assert load(pool, version).state == READY
+    finally:
+        pool.close(timeout=5)
+
+
 def test_hung_load_times_out_and_its_late_result_is_discarded(owner, tmp_path):
     pool = ModelPool(device=CPU, load_timeout=0.5)
     gate = tmp_path / "gate"
