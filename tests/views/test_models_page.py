@@ -59,7 +59,12 @@ def test_htmx_filter_request_gets_only_the_results_partial(owner_client, catalog
 @pytest.mark.django_db
 def test_filters_update_as_the_user_types(owner_client):
     html = owner_client.get("/models").content.decode()
-    assert 'hx-trigger="input changed delay:300ms, submit"' in html
+    # `changed` compares .value, which a checkbox keeps ("1") when unticked: the
+    # checkbox refilters on `change` (tests/browser/test_model_filters.py ticks and unticks).
+    assert (
+        'hx-trigger="input changed delay:300ms, '
+        'change target:input[type=checkbox] delay:300ms, submit"'
+    ) in html
     assert 'hx-target="#model-results"' in html
 
 
