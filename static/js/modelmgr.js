@@ -129,7 +129,7 @@
     });
   });
 
-  /* the status page's memory chart: samples arrive with every poll of the workers partial */
+  /* the status page's memory chart: one sample each time the workers region changes */
   var memory = { x: [], series: {} };
   var MAX_SAMPLES = 150;
   function sampleMemory() {
@@ -154,8 +154,17 @@
     });
     drawPlot(plot);
   }
-  document.addEventListener("DOMContentLoaded", sampleMemory);
-  document.addEventListener("htmx:afterSettle", function (evt) {
-    if (evt.target && evt.target.id === "workers") sampleMemory();
-  });
+  /* #workers is a new element after every swap: by a live update (the ws extension swaps
+     it out of band, then fires htmx:wsAfterMessage; no htmx:afterSettle), by the fallback
+     poll (htmx:afterSettle), or the page itself at load. Marking the element sampled makes
+     each swap exactly one sample, whichever of these events announce it. */
+  function sampleIfNew() {
+    var workers = document.getElementById("workers");
+    if (!workers || workers._memorySampled) return;
+    workers._memorySampled = true;
+    sampleMemory();
+  }
+  document.addEventListener("DOMContentLoaded", sampleIfNew);
+  document.addEventListener("htmx:afterSettle", sampleIfNew);
+  document.addEventListener("htmx:wsAfterMessage", sampleIfNew);
 })();

@@ -166,6 +166,25 @@ def _history(version: ModelVersion, slot: str, minutes: int = 45) -> None:
         )
 
 
+_SAMPLES = "document.getElementById('memory-plot')._uplot.data[0].length"
+# Counts the live pushes of the workers region from now on; returns the samples so far.
+_COUNT_WORKER_PUSHES = f"""() => {{
+  window.workerPushes = 0;
+  document.addEventListener("htmx:wsAfterMessage", (e) => {{
+    if (e.detail.message.includes('id="workers"')) window.workerPushes++;
+  }});
+  return {_SAMPLES};
+}}"""
+
+
+def _no_polls(route):
+    """The page loads; its htmx polls get 204 No Content, which htmx does not swap."""
+    if route.request.headers.get("hx-request"):
+        route.fulfill(status=204)
+    else:
+        route.continue_()
+
+
 def test_every_page_renders_for_an_operator(staff, owner, stack, page, model_files, tmp_path):
     clf = ingested(staff, model_files, tmp_path, name="clf", version="1")
     clf2 = ingested(staff, model_files, tmp_path, name="clf", version="2", seed=1)
@@ -211,11 +230,22 @@ def test_every_page_renders_for_an_operator(staff, owner, stack, page, model_fil
     page.wait_for_selector("#latency-plot .uplot")
     screenshot(page, "model-detail.png")
 
+    # The memory chart takes a sample each time the workers region changes. Hold off its
+    # 10 s fallback poll so that only the live path (the worker's state relayed over
+    # /ws/events/) can add one: a change in the worker must move the chart at once.
+    page.route("**/status", _no_polls)
     page.goto("/status")
     page.wait_for_selector("#workers .badge.ok")
-    page.wait_for_selector("#memory-plot .uplot")
-    # The workers region refreshes itself (every 2 s): wait for one more sample.
-    page.wait_for_function("document.getElementById('memory-plot')._uplot.data[0].length >= 3")
+    page.wait_for_selector("#memory-plot .uplot")  # the page's own sample
+    before = page.evaluate(_COUNT_WORKER_PUSHES)
+    with stack.api(token) as api:
+        switched = api.post("/api/v1/switch", json={"classifier": "stella/clf@1"})
+        assert switched.status_code == 200, switched.text
+    page.wait_for_function(f"{_SAMPLES} > {before}")
+    page.wait_for_selector("#workers code:text('clf@1')")
+    samples, pushes = page.evaluate(f"[{_SAMPLES}, window.workerPushes]")
+    assert samples == before + pushes  # one sample per live update, none twice
+    page.unroute("**/status", _no_polls)
     screenshot(page, "status.png")
 
     page.goto("/audit")
