@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
@@ -22,6 +24,10 @@ from modelmgr.models import (
     Tag,
     UsageBucket,
 )
+from modelmgr.registry.snapshots import VERSION_EDITABLE_FIELDS
+from modelmgr.registry.validation import clean_version_fields
+
+log = logging.getLogger(__name__)
 
 
 def _jsonable(value):
@@ -92,6 +98,60 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class ServiceDeleteAdmin(admin.ModelAdmin):
+    """Deletes go through a registry service (``delete_one``), as in the API and pages.
+
+    The service refuses while a slot serves a version, writes the audit row in the
+    delete's transaction and collects the blobs nothing references any more after
+    commit. A refusal is an error message and deletes nothing; the admin's own log
+    entry is written only for what was deleted.
+    """
+
+    def delete_one(self, request, obj) -> None:
+        raise NotImplementedError
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Files go with their version (their own admin refuses deleting one by itself).
+        # A slot serving a version is never deleted with it: it is listed as protected,
+        # which refuses the delete; "no permission to delete slot" would mislead.
+        others = {str(ArtifactFile._meta.verbose_name), str(Slot._meta.verbose_name)}
+        perms_needed = {name for name in perms_needed if str(name) not in others}
+        return deleted, counts, perms_needed, protected
+
+    def log_deletions(self, request, queryset):
+        return []  # logged by _delete_through_service once deleted
+
+    def delete_model(self, request, obj):
+        self._delete_through_service(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        self._delete_through_service(request, list(queryset))
+
+    def _delete_through_service(self, request, objs) -> None:
+        deleted, failed = [], []
+        for obj in objs:
+            shown = str(obj)
+            try:
+                self.delete_one(request, obj)
+            except ModelmgrError as exc:
+                failed.append(exc.detail)
+                continue
+            deleted.append((obj, shown))
+        if deleted:
+            super().log_deletions(request, [obj for obj, _ in deleted])
+        if failed:
+            shown = [name for _, name in deleted]
+            _report(self, request, shown, failed, ok="Deleted", refused="Not deleted")
+            request._modelmgr_delete_refused = True
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        # After a refusal, the admin's own "deleted successfully" would be untrue.
+        if level == messages.SUCCESS and getattr(request, "_modelmgr_delete_refused", False):
+            return
+        super().message_user(request, message, level, *args, **kwargs)
+
+
 class ModelVersionInline(admin.TabularInline):
     model = ModelVersion
     fields = ["version", "status", "framework", "size_bytes", "production_ready", "created_at"]
@@ -100,15 +160,60 @@ class ModelVersionInline(admin.TabularInline):
     show_change_link = True
     can_delete = False
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(AuditedAdmin):
-    audit_target_type = "model"
+class RegisteredModelAdmin(ServiceDeleteAdmin):
+    """Adds, edits and deletes go through modelmgr.registry.services (checked, audited).
+
+    Owner and name are fixed once created: versions are referenced as ``name@version``.
+    """
+
     list_display = ["name", "owner", "task", "framework", "created_at"]
     list_filter = ["task", "framework", "owner", "tags"]
     search_fields = ["name", "description", "tags__name", "owner__username"]
     autocomplete_fields = ["tags"]
     inlines = [ModelVersionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["owner", "name", "created_at", "updated_at"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        from modelmgr.registry.services import model_create, model_update
+
+        data = form.cleaned_data
+        fields = {
+            "task": data["task"],
+            "framework": data["framework"],
+            "description": data["description"],
+            "tags": [tag.name for tag in data["tags"]],
+        }
+        if not change:
+            created = model_create(
+                owner=data["owner"],
+                name=data["name"],
+                actor=request.user,
+                actor_label=_label(request),
+                **fields,
+            )
+            obj.pk = created.pk
+        elif form.has_changed():
+            model_update(model=obj, actor=request.user, actor_label=_label(request), **fields)
+
+    def save_related(self, request, form, formsets, change):
+        # No form.save_m2m(): the service has set the tags. The inline is read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_one(self, request, obj) -> None:
+        from modelmgr.registry.services import model_delete
+
+        model_delete(model=obj, actor=request.user, actor_label=_label(request))
 
 
 class ArtifactFileInline(admin.TabularInline):
@@ -118,13 +223,60 @@ class ArtifactFileInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ModelVersionAdminForm(forms.ModelForm):
+    """The checks of registry.validation, shown on the form instead of as a 500."""
+
+    class Meta:
+        model = ModelVersion
+        fields = [*VERSION_EDITABLE_FIELDS, "trusted"]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            clean_version_fields(
+                {k: data[k] for k in self.changed_data if k in VERSION_EDITABLE_FIELDS}
+            )
+        except ModelmgrError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(AuditedAdmin):
-    """Versions come from uploads, imports and import_model; the admin edits their
-    metadata and the ``trusted`` flag (audited), and acts on them."""
+class ModelVersionAdmin(ServiceDeleteAdmin):
+    """Versions come from uploads, imports and import_model. The admin edits their
+    metadata and the ``trusted`` flag through registry.services.version_update (checked
+    and audited like the API's PATCH); status changes only by the actions (archive,
+    validate, verify), which call the services; deletes go through version_delete."""
 
-    audit_target_type = "version"
+    form = ModelVersionAdminForm
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "model",
+                    "version",
+                    "status",
+                    "error",
+                    "framework",
+                    "source_uri",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        ("Metadata", {"fields": list(VERSION_EDITABLE_FIELDS)}),
+        ("Safety", {"fields": ["unsafe", "trusted"]}),
+        ("Stored files", {"fields": ["content_hash", "size_bytes", "signature", "inspection"]}),
+    ]
     list_display = [
         "ref_display",
         "status",
@@ -138,6 +290,12 @@ class ModelVersionAdmin(AuditedAdmin):
     list_filter = ["status", "framework", "production_ready", "unsafe", "trusted", "model__task"]
     search_fields = ["model__name", "version", "description", "source_uri"]
     readonly_fields = [
+        "model",
+        "version",
+        "status",
+        "error",
+        "framework",
+        "source_uri",
         "content_hash",
         "size_bytes",
         "signature",
@@ -153,6 +311,28 @@ class ModelVersionAdmin(AuditedAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # a version without stored files would be unusable
 
+    def save_model(self, request, obj, form, change):
+        from modelmgr.registry.services import version_update
+
+        stored = ModelVersion.objects.get(pk=obj.pk)
+        # A form may call a JSON field changed when only its text differs.
+        changed = [k for k in form.changed_data if form.cleaned_data[k] != getattr(stored, k)]
+        fields = {k: form.cleaned_data[k] for k in changed if k in VERSION_EDITABLE_FIELDS}
+        trusted = form.cleaned_data["trusted"] if "trusted" in changed else None
+        if fields or trusted is not None:
+            version_update(
+                version=obj,
+                actor=request.user,
+                fields=fields,
+                trusted=trusted,
+                actor_label=_label(request),
+            )
+
+    def delete_one(self, request, obj) -> None:
+        from modelmgr.registry.services import version_delete
+
+        version_delete(version=obj, actor=request.user, actor_label=_label(request))
+
     @admin.display(description="version", ordering="model__name")
     def ref_display(self, obj: ModelVersion) -> str:
         return obj.ref
@@ -163,10 +343,17 @@ class ArtifactFileAdmin(admin.ModelAdmin):
     list_display = ["path", "version", "size", "sha256", "is_primary"]
     list_filter = ["is_primary", "content_type"]
     search_fields = ["path", "sha256", "version__model__name"]
-    readonly_fields = ["version", "path", "size", "sha256", "content_type", "is_primary"]
 
+    # Files come and go with their version: uploads add them, version deletes remove
+    # them (and collect their bytes). Here they are only looked at.
     def has_add_permission(self, request) -> bool:
-        return False  # files arrive with their version
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class SlotAdminForm(forms.ModelForm):
@@ -384,15 +571,28 @@ def validate_versions(modeladmin, request, queryset):
 def verify_hashes(modeladmin, request, queryset):
     from modelmgr.ingest.services import version_verify
 
-    done, failed = [], []
+    done, failed, unreadable = [], [], []
     for version in queryset.select_related("model__owner"):
-        result = version_verify(version=version, actor=request.user)
+        try:
+            result = version_verify(
+                version=version, actor=request.user, actor_label=_label(request)
+            )
+        except OSError as exc:
+            log.warning("could not read the stored files of %s", version.ref, exc_info=True)
+            unreadable.append(f"{version.ref}: could not read its stored files ({_why(exc)})")
+            continue
         if result["ok"]:
             done.append(f"{version.ref} ({len(result['files'])} file(s))")
         else:
             bad = ", ".join(f["path"] for f in result["files"] if not f["ok"])
             failed.append(f"{version.ref} ({bad}), now in error")
     _report(modeladmin, request, done, failed, ok="Hashes intact", refused="Integrity check failed")
+    _report(modeladmin, request, [], unreadable, refused="Not verified, nothing changed")
+
+
+def _why(exc: OSError) -> str:
+    """The reason without the server's path (``[Errno 13] Permission denied: '/...'``)."""
+    return exc.strerror or type(exc).__name__
 
 
 @admin.action(description="Archive")

@@ -220,8 +220,12 @@ def _delete_unreferenced(store, shas: list[str]) -> None:
             store.delete(sha)
 
 
-def version_verify(*, version: ModelVersion, actor) -> dict:
-    """Re-hash every file of ``version``; a mismatch puts the version in error (audited)."""
+def version_verify(*, version: ModelVersion, actor, actor_label: str | None = None) -> dict:
+    """Re-hash every file of ``version``; a mismatch puts the version in error (audited).
+
+    An OSError while reading a blob (not a missing or corrupt one) propagates: nothing
+    is changed or audited, and the caller reports it.
+    """
     store = content_store()
     results = []
     for artifact in version.files.order_by("path"):
@@ -240,6 +244,7 @@ def version_verify(*, version: ModelVersion, actor) -> dict:
             version.save(update_fields=["status", "error", "updated_at"])
         audit_record(
             actor=actor,
+            actor_label=actor_label,
             action="version.verify",
             target_type="version",
             target=version.ref,

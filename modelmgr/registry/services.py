@@ -208,9 +208,14 @@ def version_update(
     actor,
     fields: dict[str, Any] | None = None,
     status: str | None = None,
+    trusted: bool | None = None,
     actor_label: str | None = None,
 ) -> ModelVersion:
-    """Edit a version's metadata (see registry.validation.VERSION_FIELDS) or (un)archive it."""
+    """Edit a version's metadata (see registry.validation.VERSION_FIELDS) or (un)archive it.
+
+    ``trusted`` lets a pickle-based version be unpickled and deployed; only the admin
+    sets it (the API's PATCH cannot), and the audit row shows it before and after.
+    """
     cleaned = clean_version_fields(fields or {})
     with transaction.atomic():
         version = (
@@ -221,6 +226,9 @@ def version_update(
         before = version_snapshot(version)
         for key, value in cleaned.items():
             setattr(version, key, value)
+        if trusted is not None:
+            before["trusted"] = version.trusted
+            version.trusted = bool(trusted)
         action = "version.update"
         if status is not None:
             new_status = _status_change(version, status)
@@ -232,6 +240,9 @@ def version_update(
                 )
                 version.status = new_status
         version.save()
+        after = version_snapshot(version)
+        if trusted is not None:
+            after["trusted"] = version.trusted
         audit_record(
             actor=actor,
             actor_label=actor_label,
@@ -239,7 +250,7 @@ def version_update(
             target_type="version",
             target=version_target(version),
             before=before,
-            after=version_snapshot(version),
+            after=after,
         )
     return version
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -17,6 +19,8 @@ from modelmgr.views.common import HtmxHttpRequest, error_text, render_page
 from modelmgr.views.usage import usage_for_version
 
 VERSIONS_SHOWN = 100
+
+log = logging.getLogger(__name__)
 
 
 def _model(request: HtmxHttpRequest, name: str) -> RegisteredModel:
@@ -106,12 +110,21 @@ def version_action(request: HtmxHttpRequest, name: str, version: str, action: st
         elif action == "verify":
             from modelmgr.ingest.services import version_verify
 
-            result = version_verify(version=found, actor=request.user)
-            checks = result["files"]
-            if result["ok"]:
-                message = f"All {len(checks)} file(s) of {found.ref} match their sha256."
+            try:
+                result = version_verify(version=found, actor=request.user, actor_label=label)
+            except OSError as exc:
+                log.warning("could not read the stored files of %s", found.ref, exc_info=True)
+                # strerror, not str(exc): that would show the server's path.
+                reason = exc.strerror or type(exc).__name__
+                error = (
+                    f"Could not read the stored files of {found.ref} ({reason}); nothing changed."
+                )
             else:
-                error = f"{found.ref} failed the integrity check; it is now in error."
+                checks = result["files"]
+                if result["ok"]:
+                    message = f"All {len(checks)} file(s) of {found.ref} match their sha256."
+                else:
+                    error = f"{found.ref} failed the integrity check; it is now in error."
         elif action in ("production-ready", "not-production-ready"):
             ready = action == "production-ready"
             services.version_update(
