@@ -1,7 +1,9 @@
-"""Refuse a body over the upload cap from its Content-Length, before Django reads it.
+"""The request-body cap: one rule, enforced as early as each server allows.
 
-Django's ASGI handler spools the whole body before any view runs; without this an
-oversize upload would be written to disk in full only to be refused afterwards.
+Under the real web process (``modelmgr.web_server``) twisted refuses an oversize body
+while it arrives, before any of it is stored. ``RejectOversizeBody`` is the same rule
+for whatever else runs the ASGI application (the test client, another ASGI server): it
+refuses a declared Content-Length before Django's handler spools the body.
 """
 
 from __future__ import annotations
@@ -9,6 +11,23 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+
+# Multipart framing (boundaries, part headers, form fields) adds a little to the file;
+# the exact per-file cap is enforced while streaming (modelmgr.ingest.upload).
+MULTIPART_ALLOWANCE_BYTES = 1024 * 1024
+
+
+def request_body_limit() -> int:
+    """The most bytes a request body may have: the upload cap plus the multipart allowance."""
+    return settings.MODELMGR_MAX_UPLOAD_BYTES + MULTIPART_ALLOWANCE_BYTES
+
+
+def oversize_body_json(length: int, *, at_least: bool = False) -> bytes:
+    """The 413 body for a request body of ``length`` bytes (``at_least``: still arriving)."""
+    size = f"at least {length}" if at_least else str(length)
+    limit = settings.MODELMGR_MAX_UPLOAD_BYTES
+    detail = f"request body of {size} bytes exceeds the {limit} byte upload limit"
+    return json.dumps({"detail": detail}).encode()
 
 
 class RejectOversizeBody:
@@ -18,16 +37,8 @@ class RejectOversizeBody:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             length = _content_length(scope)
-            limit = settings.MODELMGR_MAX_UPLOAD_BYTES
-            # multipart framing adds a little; the exact per-file cap is enforced while streaming
-            if length is not None and length > limit + 1024 * 1024:
-                body = json.dumps(
-                    {
-                        "detail": (
-                            f"request body of {length} bytes exceeds the {limit} byte upload limit"
-                        )
-                    }
-                ).encode()
+            if length is not None and length > request_body_limit():
+                body = oversize_body_json(length)
                 await send(
                     {
                         "type": "http.response.start",

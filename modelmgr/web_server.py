@@ -12,6 +12,11 @@ parser, which copies it several times: a 1 GB upload cost 13 GB of RSS. daphne n
 reads ``args`` (Django parses the body itself), so ``protocol_connected`` turns that
 parsing off for every request.
 
+twisted also spools the whole body to that temp file before daphne (or our ASGI-level
+cap, ``modelmgr.asgi_limits``) sees the request, so the upload cap is enforced here, as
+the body arrives: ``_BodyCap`` answers a declared Content-Length over the limit with 413
+before reading any of the body, and cuts off a chunked body with 413 once it passes it.
+
 The response side has the mirror problem: daphne writes every body chunk straight into
 twisted's unbounded send buffer, so a streamed 1 GB download to a slow client would sit
 in this process's memory. ``handle_reply`` below registers a push producer on the
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 from functools import partial
 
@@ -43,7 +49,11 @@ from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.server import Server  # noqa: E402
 from twisted.web import http  # noqa: E402
 
+from modelmgr.asgi_limits import oversize_body_json, request_body_limit  # noqa: E402
+
 BODY_CHUNK_BYTES = 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 class _BodySlice:
@@ -141,6 +151,82 @@ class _SendGate:
         await self._open.wait()
 
 
+class _BodyCap:
+    """Refuses a request body over the upload limit while twisted receives it (413).
+
+    twisted writes a body to a temporary file as it arrives and hands the request to
+    daphne only once all of it is there: a cap checked by the application comes after
+    the whole body is on disk. Installed on each request as twisted creates it (before
+    its headers are parsed), this wraps three of the hooks twisted's channel calls on a
+    request (documented as not for users: Twisted is pinned in pyproject.toml):
+
+    1. ``gotLength`` (all headers are in): a declared Content-Length over the limit is
+       answered with 413 and the connection closed, before any of the body is read and
+       before a temporary file is made for it.
+    2. ``handleContentChunk`` (each piece of body): the bytes are counted, which is the
+       only check a chunked body (no declared length) can have; past the limit its
+       temporary file is closed at once (which frees it) and the same 413 is sent.
+    3. ``requestReceived`` (the body is complete): a refused request never reaches
+       daphne, even when the end of a chunked body was already in twisted's buffer.
+       The hooks are removed here, so a request does not hold itself in a cycle.
+    """
+
+    _HOOKS = ("gotLength", "handleContentChunk", "requestReceived")
+
+    def __init__(self, request: http.Request, limit: int):
+        self._request = request
+        self._limit = limit
+        self._received = 0
+        self._refused = False
+        request.gotLength = self.got_length
+        request.handleContentChunk = self.content_chunk
+        request.requestReceived = self.request_received
+
+    def got_length(self, length: int | None) -> None:
+        if length is not None and length > self._limit:
+            self._request.content = io.BytesIO()  # nothing of the body is kept
+            # twisted answers "Expect: 100-continue" right after this hook: the 413 is
+            # the answer, and the client need not send the body at all.
+            self._request.requestHeaders.removeHeader(b"Expect")
+            self._refuse(oversize_body_json(length))
+            return
+        type(self._request).gotLength(self._request, length)
+
+    def content_chunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self._limit:
+            self._request.content.close()
+            self._refuse(oversize_body_json(self._received, at_least=True))
+            return
+        type(self._request).handleContentChunk(self._request, data)
+
+    def request_received(self, command: bytes, path: bytes, version: bytes) -> None:
+        for hook in self._HOOKS:
+            self._request.__dict__.pop(hook, None)
+        if self._refused:
+            return
+        self._request.requestReceived(command, path, version)
+
+    def _refuse(self, body: bytes) -> None:
+        """Send the 413 straight to the socket and close the connection.
+
+        Not through the request's own response methods: twisted is still parsing this
+        request, and finishing it would make the channel read the next one.
+        """
+        self._refused = True
+        channel = self._request.channel
+        if channel is None or channel.transport is None:
+            return
+        head = b"HTTP/1.1 413 %s\r\n" % http.RESPONSES[http.REQUEST_ENTITY_TOO_LARGE]
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        head += b"Connection: close\r\n\r\n"
+        channel.transport.write(head + body)
+        channel.loseConnection()
+        logger.info("refused an oversize request body: %s", body.decode())
+
+
 class StreamingBodyServer(Server):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("request_buffer_size", BODY_CHUNK_BYTES)
@@ -151,6 +237,7 @@ class StreamingBodyServer(Server):
             # Twisted's own form parsing (see the module docstring); the attribute is
             # twisted's switch for it (Twisted is pinned in pyproject.toml).
             protocol._parsePOSTFormSubmission = False
+            _BodyCap(protocol, request_body_limit())
         super().protocol_connected(protocol)
 
     def create_application(self, protocol, scope):

@@ -33,15 +33,17 @@ def incoming_from_upload(
     name = getattr(uploaded, "original_name", None) or uploaded.name or ""
     unpack = archive if archive is not None else name.lower().endswith(".zip")
     staged = _staged_of(uploaded)
-    if not unpack:
-        try:
-            target = clean_relative_path(path or name)
-        except BadPath:
-            staged.discard()
-            raise
-        return [IncomingFile(path=target, staged=staged)]
     try:
+        # The name as sent is vetted even where `path` replaces it or it names an archive.
+        clean_name = clean_relative_path(name)
+        if not unpack:
+            target = clean_relative_path(path) if path else clean_name
+            return [IncomingFile(path=target, staged=staged)]
         folder = clean_relative_path(path) if path else ""
+    except BadPath:
+        staged.discard()
+        raise
+    try:
         files = extract_zip_to_staging(staged)
     finally:
         staged.discard()  # the archive itself is never stored

@@ -4,6 +4,9 @@ Django's MultiPartParser cleans up after a handler only in some failure paths: a
 exception from the parser loop (client disconnect, malformed body, a handler raising)
 leaves the handler's half-written file alone. ``handle_raw_input`` therefore runs the
 parse itself, nested once, so it can remove every staged file on *any* exception.
+
+Running the parse also lets ingest see each file's name as the client sent it
+(``UploadNameParser``): Django's parser would quietly turn ``../x.onnx`` into ``x.onnx``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,36 @@ from modelmgr.exceptions import UploadTooLarge
 from modelmgr.storage import StagedBlob, StagingWriter
 
 
+class UploadNameParser(MultiPartParser):
+    """Django's multipart parser, passing each file's name on exactly as the client sent it.
+
+    Django's ``sanitize_file_name`` keeps only the last path part and drops control
+    characters (``../x.onnx`` becomes ``x.onnx``, ``a\\x00b.onnx`` becomes ``ab.onnx``), and
+    skips a part named ``..`` altogether. Ingest vets every name itself and refuses these
+    with 400 (modelmgr.ingest.paths), so it must be given the real one.
+    """
+
+    def sanitize_file_name(self, file_name: str) -> str:
+        return file_name
+
+
+def display_name(raw: str) -> str:
+    """A harmless name for Django's ``UploadedFile.name``: the last path part, printable.
+
+    Only for display and Django's own checks; ingest uses ``original_name``, vetted.
+    """
+    last = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    shown = "".join(ch for ch in last if ch.isprintable())
+    return shown if shown not in ("", ".", "..") else "upload"
+
+
 class StagedUploadedFile(UploadedFile):
     """An uploaded file already hashed in staging.
 
     ``staged`` is what ingest commits into the store (one rename). Closing the file,
     which Django does at the end of the request, deletes the staging file unless it was
-    committed (moved away) or discarded before.
+    committed (moved away) or discarded before. ``original_name`` is the name as sent
+    (see UploadNameParser); ``name`` is its display form.
     """
 
     def __init__(
@@ -36,7 +63,7 @@ class StagedUploadedFile(UploadedFile):
     ):
         super().__init__(
             file=staged.path.open("rb"),
-            name=original_name,
+            name=display_name(original_name),
             content_type=content_type,
             size=staged.size,
             charset=charset,
@@ -95,7 +122,7 @@ class StagingUploadHandler(FileUploadHandler):
         handlers = list(self.request.upload_handlers) if self.request is not None else [self]
         self._parsing = True
         try:
-            return MultiPartParser(META, input_data, handlers, encoding).parse()
+            return UploadNameParser(META, input_data, handlers, encoding).parse()
         except BaseException:
             self.discard_all()
             raise
