@@ -217,8 +217,10 @@ def main() -> None:
             web.post(
                 "/api/v1/slots", json={"name": "bench", "task": "classifier"}
             ).raise_for_status()
-            web.post("/api/v1/switch", json={"bench": "bench-classifier@1"}).raise_for_status()
-        dep.wait_ready()
+            dep.wait_ready()
+            first = web.post("/api/v1/switch", json={"bench": "bench-classifier@1"})
+            if first.status_code != 200:
+                raise RuntimeError(f"the first switch failed: {first.status_code} {first.text}")
         got = asyncio.run(measure(dep, args))
 
     audit = got["audit"]
