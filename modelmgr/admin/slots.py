@@ -1,0 +1,113 @@
+"""Slot admin: create, change and delete through modelmgr.deploy.slots; roll back."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from modelmgr.admin.base import _label, _report
+from modelmgr.deploy.contract import clean_contract, version_fits_slot
+from modelmgr.exceptions import ModelmgrError
+from modelmgr.models import Slot
+
+
+class SlotAdminForm(forms.ModelForm):
+    """The checks of modelmgr.deploy.slots, shown on the form instead of as a 500."""
+
+    class Meta:
+        model = Slot
+        fields = ["name", "task", "description", "contract"]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["contract"] = clean_contract(data.get("contract"))
+        except ModelmgrError as exc:
+            raise forms.ValidationError({"contract": str(exc)}) from None
+        if self.instance.pk:
+            candidate = Slot(
+                name=self.instance.name, task=data.get("task"), contract=data["contract"]
+            )
+            for version in (self.instance.active_version, self.instance.canary_version):
+                problems = version and version_fits_slot(version, candidate)
+                if problems:
+                    raise forms.ValidationError(
+                        f"slot {self.instance.name} serves {version.ref}, which would not fit "
+                        "the change: " + "; ".join(problems)
+                    )
+        return data
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin):
+    """Create, change and delete go through modelmgr.deploy.slots (checked and audited).
+
+    What a slot serves is read-only here: it changes only by a switch (the versions'
+    *Activate* action, the settings page, the API), which loads and warms the model in
+    the worker before the database says so.
+    """
+
+    form = SlotAdminForm
+    list_display = [
+        "name",
+        "task",
+        "active_version",
+        "previous_version",
+        "canary_version",
+        "updated_at",
+    ]
+    list_filter = ["task"]
+    search_fields = ["name", "description"]
+    serving_fields = ["active_version", "previous_version", "canary_version", "canary_share"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A rename would leave the worker routing the old name.
+        return [*self.serving_fields, "name"] if obj is not None else self.serving_fields
+
+    def save_model(self, request, obj, form, change):
+        from modelmgr.deploy.slots import slot_create, slot_update
+
+        fields = {"task": obj.task, "description": obj.description, "contract": obj.contract}
+        if change:
+            slot_update(
+                slot_name=obj.name, actor=request.user, actor_label=_label(request), **fields
+            )
+        else:
+            created = slot_create(
+                name=obj.name, actor=request.user, actor_label=_label(request), **fields
+            )
+            obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        serving = obj is not None and (obj.active_version_id or obj.canary_version_id)
+        return not serving and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        from modelmgr.deploy.slots import slot_delete
+
+        slot_delete(slot_name=obj.name, actor=request.user, actor_label=_label(request))
+
+    def delete_queryset(self, request, queryset):
+        from modelmgr.deploy.slots import slot_delete
+
+        for slot in queryset:
+            slot_delete(slot_name=slot.name, actor=request.user, actor_label=_label(request))
+
+
+@admin.action(description="Roll back to the previous version")
+def rollback_slots(modeladmin, request, queryset):
+    from modelmgr.deploy.services import slot_rollback
+
+    done, failed = [], []
+    for slot in queryset:
+        try:
+            slot_rollback(slot_name=slot.name, actor=request.user, actor_label=_label(request))
+            slot.refresh_from_db()
+            active = slot.active_version.ref if slot.active_version else "nothing"
+            done.append(f"{slot.name} → {active}")
+        except ModelmgrError as exc:
+            failed.append(f"{slot.name}: {exc.detail}")
+    _report(modeladmin, request, done, failed, ok="Rolled back", refused="Not rolled back")
+
+
+SlotAdmin.actions = [rollback_slots]
