@@ -1,24 +1,46 @@
-"""Lay a version's files out as a folder the runtimes can open.
+"""Lay a version's files out as a folder the runtimes can open, and check they are intact.
 
 ``MODELMGR_WORKER_CACHE_DIR/<content_hash>/<path>``: hardlinked from the local artifact
-store when it is on the same filesystem, else stream-copied. Every file's sha256 is
-checked once per content hash, while the folder is built; the folder appears with one
-rename, so a reader never sees a half-built one and later loads reuse it.
+store when it is on the same filesystem, else stream-copied. The folder appears with one
+rename, so a reader never sees a half-built one and later loads reuse it. Every file's
+sha256 is checked while the folder is built and again each time it is reused (a switch,
+a rollback, a restore), because a hardlinked file *is* the stored blob: a blob corrupted
+after its first use would otherwise be served on the next switch to it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import threading
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
 from inference.versions import FileSpec, VersionSpec
-from modelmgr.exceptions import IntegrityFailure, NotFound
+from modelmgr.exceptions import IntegrityFailure, ModelmgrError, NotFound
 from modelmgr.storage import ContentStore, chunk_size, content_store
+
+log = logging.getLogger("inference")
+
+# Files this process hashed and found intact: (st_dev, st_ino) -> (size, mtime_ns,
+# ctime_ns, sha256). A file whose size, mtime and ctime have not changed since is not
+# hashed again, so switching back and forth between versions costs a stat per file, not a
+# read of every byte. The trade-off: a change that leaves all three alone goes unseen until
+# the worker restarts (the memo lives in memory), i.e. corruption below the filesystem (bit
+# rot, a write to the raw device). Any write through the filesystem moves ctime, which no
+# program can set back (utime sets it to now). A write within the same timestamp tick as
+# the check could keep both times, so a file is remembered only when its times are at
+# least RACY_S older than the start of its hash (git's "racy clean" rule); a file written
+# just before is hashed again on its next use.
+RACY_S = 2.0
+MEMO_MAX = 4096
+_memo: dict[tuple[int, int], tuple[int, int, int, str]] = {}
+_memo_lock = threading.Lock()
 
 
 def cache_root() -> Path:
@@ -34,9 +56,13 @@ def version_materialize(
     root: Path | None = None,
     link: bool = True,
 ) -> Path:
-    """Return the folder holding the version's files.
+    """Return the folder holding the version's files, each checked against its sha256.
 
-    1. An existing ``<root>/<content_hash>`` is complete (it appeared by rename): reuse it.
+    1. An existing ``<root>/<content_hash>`` is complete (it appeared by rename): check
+       each file (``artifact_check``: hashed unless unchanged since this process found it
+       intact). All intact: reuse it. A file missing or changed: set the folder aside and
+       build it again from the store, so a damaged copy heals and a damaged blob (which a
+       hardlink shares) fails the build below, naming the file.
     2. Build a temporary sibling folder: per file, hardlink the blob (``link`` and same
        filesystem) or stream-copy it, hashing the bytes; a mismatch or a missing blob
        removes the folder and raises.
@@ -46,8 +72,10 @@ def version_materialize(
     root = root or cache_root()
     target = root / spec.content_hash
     if target.is_dir():
-        return target
-    building = root / f".building-{spec.content_hash[:16]}-{uuid.uuid4().hex}"
+        if _folder_intact(target, spec):
+            return target
+        _discard(target, root, spec)
+    building = _building(root, spec)
     building.mkdir(parents=True)
     try:
         for item in spec.files:
@@ -62,6 +90,50 @@ def version_materialize(
         shutil.rmtree(building, ignore_errors=True)
         raise
     return target
+
+
+def artifact_check(path: Path, item: FileSpec, spec: VersionSpec) -> None:
+    """Raise IntegrityFailure, naming the file, unless ``path`` holds ``item``'s bytes.
+
+    Streams the file through sha256 in chunks (constant memory); skipped when the file's
+    identity, size, mtime and ctime are those of an earlier check that found it intact.
+    """
+    before = os.stat(path)
+    if _memo_get(before) == item.sha256:
+        return
+    started = time.time()
+    with path.open("rb") as fh:
+        digest = _hash_stream(fh, None)
+        after = os.fstat(fh.fileno())
+    _check(digest, item, spec)
+    _memo_put(before, after, started=started, sha256=item.sha256)
+
+
+def _folder_intact(folder: Path, spec: VersionSpec) -> bool:
+    try:
+        for item in spec.files:
+            artifact_check(folder / _safe(item.path, spec), item, spec)
+    except (ModelmgrError, OSError) as exc:
+        detail = exc.detail if isinstance(exc, ModelmgrError) else f"{type(exc).__name__}: {exc}"
+        log.warning("the cached files of %s are damaged (%s); building again", spec.ref, detail)
+        return False
+    return True
+
+
+def _building(root: Path, spec: VersionSpec) -> Path:
+    # inference.cache prunes ".building-*" folders a crash left behind.
+    return root / f".building-{spec.content_hash[:16]}-{uuid.uuid4().hex}"
+
+
+def _discard(target: Path, root: Path, spec: VersionSpec) -> None:
+    """Move a damaged folder out of the way in one rename (a reader sees it whole or not
+    at all; open files stay readable), then delete it."""
+    aside = _building(root, spec)
+    try:
+        os.rename(target, aside)
+    except OSError:
+        return  # another load set it aside already
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _safe(path: str, spec: VersionSpec) -> Path:
@@ -82,8 +154,7 @@ def _place(
         except OSError:  # another filesystem, or links not allowed: copy instead
             pass
         else:
-            with dest.open("rb") as fh:
-                _check(_hash_stream(fh, None), item, spec)
+            artifact_check(dest, item, spec)
             return
     try:
         reader = store.open(item.sha256)
@@ -109,3 +180,25 @@ def _hash_stream(reader, out) -> str:
 def _check(actual: str, item: FileSpec, spec: VersionSpec) -> None:
     if actual != item.sha256:
         raise IntegrityFailure(f"artifact {item.path} of {spec.ref} is corrupt (sha256 mismatch)")
+
+
+def _memo_get(stat: os.stat_result) -> str | None:
+    with _memo_lock:
+        known = _memo.get((stat.st_dev, stat.st_ino))
+    if known is None or known[:3] != (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns):
+        return None
+    return known[3]
+
+
+def _memo_put(
+    before: os.stat_result, after: os.stat_result, *, started: float, sha256: str
+) -> None:
+    state = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    if state != (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns):
+        return  # it changed while being read: the hash says nothing about it now
+    if max(before.st_mtime_ns, before.st_ctime_ns) >= (started - RACY_S) * 1e9:
+        return  # racily fresh: a write in the same timestamp tick would look the same
+    with _memo_lock:
+        _memo[(before.st_dev, before.st_ino)] = (*state[2:], sha256)
+        while len(_memo) > MEMO_MAX:
+            del _memo[next(iter(_memo))]

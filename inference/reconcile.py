@@ -1,9 +1,18 @@
 """Converge the routing table to the database's desired state (Slot.active_version).
 
-Runs on start (restore after a restart or crash), after a nudge and periodically. The
-web process commits a switch only after the worker swapped, so a slot that a /switch
-changed within MODELMGR_SWITCH_GRACE_S is left alone; after that the database wins (a web
-process that crashed before committing gets its slot put back).
+Runs on start (restore after a restart or crash), after a nudge, on request and
+periodically. The web process commits a switch only after the worker swapped, so between
+the swap and the commit the database still names the old version: a reconcile then would
+undo a switch about to succeed. So a slot that a /switch changed within
+MODELMGR_SWITCH_GRACE_S is left alone; after that the database wins (a web process that
+crashed before committing gets its slot put back).
+
+A requested reconcile (POST /reconcile) overrules that grace for every switch that had
+reached the worker before it was asked. The web asks for one when a switch failed after
+the worker may have swapped (its commit failed, or the progress stream broke): it asks
+while it still holds the switch lock (modelmgr.deploy.lock), so no commit of those
+earlier switches can be pending, and the database's desired state is restored at once
+instead of after the grace. A switch that arrives after the request keeps its grace.
 """
 
 from __future__ import annotations
@@ -33,12 +42,14 @@ def reconcile_plan(
     grace: float,
     retry_after: float,
     force: bool,
+    overrule: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[dict[str, int | None], list[str]]:
     """Return (changes, settled): the slots to bring to their desired version, and the
     slots already where the database wants them.
 
     1. A slot whose served version equals the desired one is settled.
-    2. A slot a /switch changed less than ``grace`` seconds ago is left alone.
+    2. A slot a /switch changed less than ``grace`` seconds ago is left alone, unless it
+       is in ``overrule`` (a switch nobody will commit: see the module docstring).
     3. Unless forced, a slot whose same desired version failed less than
        ``retry_after`` seconds ago is not retried yet.
     4. Everything else changes: to the desired version, or unserved when the slot is
@@ -51,7 +62,7 @@ def reconcile_plan(
         if want == have:
             settled.append(slot)
             continue
-        if now - switched_at.get(slot, float("-inf")) < grace:
+        if slot not in overrule and now - switched_at.get(slot, float("-inf")) < grace:
             continue
         failed = failures.get(slot)
         if not force and failed and failed[0] == want and now - failed[1] < retry_after:
@@ -60,12 +71,28 @@ def reconcile_plan(
     return changes, settled
 
 
-def reconcile_run(worker: Worker, *, force: bool = False, restoring: bool = False) -> dict:
+def reconcile_run(
+    worker: Worker,
+    *,
+    force: bool = False,
+    restoring: bool = False,
+    overrule_grace: bool = False,
+) -> dict:
     """One reconcile pass under the worker's control lock; returns what changed and the
-    slots in error. Load errors of one slot do not stop the others."""
+    slots in error. Load errors of one slot do not stop the others.
+
+    ``overrule_grace`` (a requested reconcile): slots changed by a switch that arrived
+    before this call are brought back to the database at once, grace or not.
+    """
+    requested = time.monotonic()  # before waiting for the lock: switches queued ahead count
     with worker.control_lock:
         desired = desired_state()
         now = time.monotonic()
+        overrule = (
+            {slot for slot, at in worker.switch_arrived.items() if at < requested}
+            if overrule_grace
+            else set()
+        )
         changes, settled = reconcile_plan(
             desired=desired,
             actual=worker.router.actual_state(),
@@ -75,9 +102,11 @@ def reconcile_run(worker: Worker, *, force: bool = False, restoring: bool = Fals
             grace=settings.MODELMGR_SWITCH_GRACE_S,
             retry_after=settings.MODELMGR_RECONCILE_RETRY_S,
             force=force,
+            overrule=overrule,
         )
         for slot in settled:
             worker.switched_at.pop(slot, None)
+            worker.switch_arrived.pop(slot, None)
             worker.failures.pop(slot, None)
             worker.errors.pop(slot, None)
         if not changes:

@@ -2,7 +2,9 @@
 
 Events go to ``emit`` as they happen (the server streams them as NDJSON lines):
 ``phase`` (validating, loading, warming, swapping, unloading), ``slot_done`` per slot
-after the swap, then one ``result``.
+after the swap, then one ``result``: ``swap_ms`` is the swap step alone (the routing table
+replacement), ``total_ms`` the whole switch in the worker, and each slot's ``load_ms`` and
+``warmup_ms`` its load and warm-up (0 for a model already loaded).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from inference.materialize import version_materialize
 from inference.pool import DRAINING, UNLOADED, UNLOADING, LoadJob, PoolEntry, short_error
 from inference.runtimes.base import runtime_for
 from inference.signature import contract_mismatches
@@ -53,16 +56,19 @@ def switch_apply(
     atomic: bool,
     switch_id: str = "",
     source: str = "switch",
+    arrived: float | None = None,
 ) -> dict:
     """Bring ``slots`` to the given version ids (None: stop serving). Caller holds the
-    worker's control lock.
+    worker's control lock; ``arrived`` is when a /switch asked (time.monotonic()).
 
     1. Validate every version: exists, deployable, has a runtime, fits the slot's
-       contract, fits memory (reusing a loaded model; evicting idle unserved ones).
+       contract, fits memory (reusing a loaded model; evicting idle unserved ones). A
+       model already in memory has its files' sha256 checked again here (a load checks
+       its own while it materializes them): the artifacts must be intact at switch time.
     2. Load the missing versions in parallel, each warmed up, each under the timeout.
     3. atomic (a /switch): any failure unloads what this switch loaded and swaps
        nothing. Otherwise (reconcile): the slots that loaded are swapped, others fail.
-    4. Swap all those slots in one routing-table replacement.
+    4. Swap all those slots in one routing-table replacement (timed alone: ``swap_ms``).
     5. Replaced models drain and unload in the background.
     """
     started = time.perf_counter()
@@ -90,7 +96,9 @@ def switch_apply(
         load.slots.append(slot)
     for load in loads.values():
         load.entry, load.revived = worker.pool.reuse(load.spec.id)
-        if load.entry is None:
+        if load.entry is not None:
+            _recheck_files(worker, load)
+        else:
             try:
                 load.reserved = worker.pool.reserve(load.spec)
             except ModelmgrError as exc:
@@ -134,10 +142,12 @@ def switch_apply(
             changes.update(dict.fromkeys(load.slots, load.entry))
     for slot, entry in changes.items():
         phase(emit, "swapping", slot, entry.ref if entry else None)
+    swap_started = time.perf_counter()
     replaced = worker.router.swap(changes)
-    swap_ms = (time.perf_counter() - started) * 1000
+    swapped = time.perf_counter()
+    swap_ms, total_ms = (swapped - swap_started) * 1000, (swapped - started) * 1000
     if source == "switch":
-        worker.note_switched(list(changes))
+        worker.note_switched(list(changes), arrived=arrived)
     done = {}
     for slot, entry in changes.items():
         fresh = entry is not None and any(ld.fresh and ld.entry is entry for ld in loads.values())
@@ -150,14 +160,21 @@ def switch_apply(
     for slot, old in replaced.items():
         if old.state in (DRAINING, UNLOADING, UNLOADED):
             phase(emit, "unloading", slot, old.ref)
-    result = {"event": "result", "ok": not errors, "swap_ms": round(swap_ms, 3), "slots": done}
+    result = {
+        "event": "result",
+        "ok": not errors,
+        "swap_ms": round(swap_ms, 3),
+        "total_ms": round(total_ms, 3),
+        "slots": done,
+    }
     if errors:
         result["errors"] = errors
     log.info(
-        "%s %s: %s in %.1f ms%s",
+        "%s %s: %s in %.1f ms (swap %.3f ms)%s",
         source,
         switch_id or "-",
         ", ".join(f"{s} -> {d['ref']}" for s, d in done.items()) or "no change",
+        total_ms,
         swap_ms,
         f"; errors: {errors}" if errors else "",
     )
@@ -172,6 +189,24 @@ def _validate(version_id: int, slot: str, contract: dict | None) -> _Load:
         raise NotDeployable(problem)
     runtime_for(spec.framework)  # imports the runtime module now, off the serving path
     return _Load(spec=spec, signature=spec.signature_for(contract))
+
+
+def _recheck_files(worker: Worker, load: _Load) -> None:
+    """A model already in memory is switched to only while its stored files are intact
+    (cheap when unchanged: see inference.materialize). A revived one goes back to
+    draining when they are not."""
+    try:
+        version_materialize(spec=load.spec)
+    except ModelmgrError as exc:
+        load.error = exc.detail
+    except OSError as exc:
+        load.error = f"checking the files of {load.spec.ref} failed: {short_error(exc)}"
+    else:
+        return
+    if load.revived:
+        worker.pool.retire(load.entry)
+        load.revived = False
+    load.entry = None
 
 
 def _collect(loads: dict[int, _Load], errors: dict[str, str]) -> None:

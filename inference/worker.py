@@ -66,7 +66,8 @@ class Worker:
         self.ready = False
         self.not_ready_detail = "restoring slots: starting"
         self.errors: dict[str, str] = {}
-        self.switched_at: dict[str, float] = {}
+        self.switched_at: dict[str, float] = {}  # slot -> when a /switch swapped it
+        self.switch_arrived: dict[str, float] = {}  # slot -> when that /switch was asked
         self.failures: dict[str, tuple[int | None, float]] = {}
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = time.time()
@@ -80,6 +81,7 @@ class Worker:
         self, *, switch_id: str, slots: dict[str, int | None], emit: Emit | None = None
     ) -> dict:
         """All-or-nothing switch; a repeated switch_id gets the first one's result."""
+        arrived = time.monotonic()
         emit = emit or (lambda event: None)
         with self._count_lock:
             self.waiting += 1
@@ -90,7 +92,9 @@ class Worker:
             if switch_id and switch_id in self._results:
                 emit(self._results[switch_id])
                 return self._results[switch_id]
-            result = switch_apply(self, slots=slots, emit=emit, atomic=True, switch_id=switch_id)
+            result = switch_apply(
+                self, slots=slots, emit=emit, atomic=True, switch_id=switch_id, arrived=arrived
+            )
             if switch_id:
                 self._results[switch_id] = result
                 while len(self._results) > 100:
@@ -99,15 +103,20 @@ class Worker:
             self.control_lock.release()
         return result
 
-    def note_switched(self, slots: list[str]) -> None:
+    def note_switched(self, slots: list[str], *, arrived: float | None = None) -> None:
         now = time.monotonic()
         for slot in slots:
             self.switched_at[slot] = now
+            self.switch_arrived[slot] = now if arrived is None else arrived
             self.errors.pop(slot, None)
             self.failures.pop(slot, None)
 
     def reconcile_once(self, *, force: bool = False) -> dict:
-        return reconcile_run(self, force=force)
+        """One pass now. ``force`` (POST /reconcile, the web's nudge after a failed switch):
+        retry failed versions at once, and restore the database's desired state even for
+        slots switched within the grace, by switches that arrived before this call
+        (inference.reconcile). The periodic pass keeps the grace."""
+        return reconcile_run(self, force=force, overrule_grace=force)
 
     def restore(
         self,

@@ -19,8 +19,8 @@ class SlotSwitchOut(Schema):
     ref: str | None = Field(description="name@version now served (null: nothing)")
     previous: str | None = Field(description="name@version served before")
     version_id: int | None
-    load_ms: float
-    warmup_ms: float
+    load_ms: float = Field(description="loading this version in the worker (0: already loaded)")
+    warmup_ms: float = Field(description="its warm-up run on a dummy input (0: already loaded)")
     unchanged: bool = Field(description="the slot already served this version; not touched")
 
 
@@ -28,8 +28,13 @@ class SwitchOut(Schema):
     switch_id: str
     ok: bool
     slots: dict[str, SlotSwitchOut]
-    swap_ms: float = Field(description="worker time from validation to the routing swap")
-    total_ms: float = Field(description="whole request, commit included")
+    swap_ms: float = Field(
+        description="the swap step alone: the worker replacing its routing table, every "
+        "requested slot at once (microseconds; loading and warm-up are per slot)"
+    )
+    total_ms: float = Field(
+        description="the whole request: validation, loads, warm-ups, swap and commit"
+    )
 
 
 class SwitchError(Schema):
@@ -85,7 +90,11 @@ def switch(request: HttpRequest):
     """Load and warm up every requested version in the worker, swap them in at once, then
     record the new desired state. On any failure nothing changes, the old versions keep
     serving, and the answer names the cause per slot (``slots``): 404/403/422/409 for a
-    refused request or a failed load, 503 when the worker is down or died mid-switch.
+    refused request or a failed load (a corrupt artifact names the file), 503 when the
+    worker is down or died mid-switch or the database refused the commit. A failure after
+    the worker swapped (the commit, a slot deleted meanwhile: 404) first puts the worker
+    back on the desired state in the database, so the old versions serve again by the time
+    the answer comes.
     Progress is pushed to /ws/events/ as ``switch.progress``.
 
     Staff (or users with the change_slot permission) may switch anything they see;

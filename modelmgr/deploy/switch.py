@@ -9,7 +9,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from modelmgr.audit import audit_record
 from modelmgr.deploy.client import WorkerRefused, worker_client
@@ -54,22 +54,48 @@ def _ref(version: ModelVersion | None) -> str | None:
     return version.ref if version is not None else None
 
 
-def _audit_failure(
-    *, steps: list[Step], actor, actor_label, action: str, error: str, started: float
-) -> None:
-    with transaction.atomic():
+@dataclass
+class _Run:
+    """One switch in progress: what its failure paths record and publish."""
+
+    switch_id: str
+    steps: list[Step]  # the slots that change
+    actor: Any
+    actor_label: str | None
+    action: str
+    started: float
+
+    @property
+    def names(self) -> list[str]:
+        return [step.slot.name for step in self.steps]
+
+    def audit(self, *, error: str = "") -> float:
+        """The audit row (ok, or the error); the caller's transaction holds a success."""
+        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
         audit_record(
-            actor=actor,
-            actor_label=actor_label,
-            action=action,
+            actor=self.actor,
+            actor_label=self.actor_label,
+            action=self.action,
             target_type="slot",
-            target=",".join(step.slot.name for step in steps),
-            before={step.slot.name: _ref(step.current) for step in steps},
-            after={step.slot.name: _ref(step.target) for step in steps},
-            outcome=AuditEvent.Outcome.ERROR,
+            target=",".join(self.names),
+            before={step.slot.name: _ref(step.current) for step in self.steps},
+            after={step.slot.name: _ref(step.target) for step in self.steps},
+            outcome=AuditEvent.Outcome.ERROR if error else AuditEvent.Outcome.OK,
             error=error,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            duration_ms=duration_ms,
         )
+        return duration_ms
+
+    def failed(self, *, detail: str, errors: dict[str, str], event: dict | None = None) -> None:
+        """An error audit row in its own transaction (a database that refuses it too does
+        not hide the cause), then the failed result event for the browsers."""
+        try:
+            with transaction.atomic():
+                self.audit(error=detail)
+        except DatabaseError as exc:
+            log.warning("switch %s: could not audit its failure: %s", self.switch_id, exc)
+        event = event or {"event": "result", "ok": False}
+        switch_progress_publish(switch_id=self.switch_id, event={**event, "errors": errors})
 
 
 def _run_worker(*, switch_id: str, steps: list[Step]) -> dict[str, Any]:
@@ -93,42 +119,44 @@ def _run_worker(*, switch_id: str, steps: list[Step]) -> dict[str, Any]:
     return result
 
 
-def _commit(*, steps: list[Step], actor, actor_label, action: str, started: float) -> float:
+def _commit(run: _Run) -> float:
     """Step 4: the desired state and its audit row, in one short transaction."""
     with transaction.atomic():
         locked = {
-            slot.name: slot
-            for slot in Slot.objects.select_for_update().filter(
-                name__in=[step.slot.name for step in steps]
-            )
+            slot.name: slot for slot in Slot.objects.select_for_update().filter(name__in=run.names)
         }
-        for step in steps:
+        for step in run.steps:
             slot = locked.get(step.slot.name)
             if slot is None:
                 raise NotFound(f"slot {step.slot.name} was deleted during the switch")
             slot.previous_version = step.current
             slot.active_version = step.target
             slot.save(update_fields=["previous_version", "active_version", "updated_at"])
-        total_ms = round((time.perf_counter() - started) * 1000, 3)
-        audit_record(
-            actor=actor,
-            actor_label=actor_label,
-            action=action,
-            target_type="slot",
-            target=",".join(step.slot.name for step in steps),
-            before={step.slot.name: _ref(step.current) for step in steps},
-            after={step.slot.name: _ref(step.target) for step in steps},
-            duration_ms=total_ms,
-        )
-    return total_ms
+        return run.audit()
 
 
-def _nudge_back() -> None:
-    """After a failed commit the worker serves what the database does not name: reconcile."""
+def _nudge_back(switch_id: str) -> str:
+    """Step 5: the worker may serve versions the database does not name: it swapped, or
+    may still swap, but the commit failed or the progress stream broke.
+
+    POST /reconcile restores the database's desired state at once, overruling the grace
+    that protects a switch whose commit is in flight (inference.reconcile): sound here,
+    under the switch lock, where no switch that reached the worker before this call has
+    a commit pending. It answers once the worker is done (after a switch still running
+    there), so the caller hears of the failure after the old versions serve again.
+    Returns what to add to the caller's error ("" when the worker did not answer).
+    """
     try:
         worker_client().reconcile()
-    except ModelmgrError:
-        log.warning("could not nudge the worker to reconcile after a failed commit", exc_info=True)
+    except ModelmgrError as exc:
+        log.warning(
+            "switch %s: could not send the worker back to the desired state (its periodic "
+            "reconcile will, after MODELMGR_SWITCH_GRACE_S): %s",
+            switch_id,
+            exc.detail,
+        )
+        return ""
+    return "; the worker is back on the desired state in the database"
 
 
 def _switch(
@@ -151,56 +179,41 @@ def _switch(
         if not changing:
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
             return result
-        names = [step.slot.name for step in changing]
+        run = _Run(switch_id, changing, actor, actor_label, action, started)
         try:
             outcome = _run_worker(switch_id=switch_id, steps=changing)
         except WorkerRefused as exc:
-            outcome = {
-                "ok": False,
-                "errors": dict.fromkeys(names, exc.detail),
-                "status": exc.status,
-            }
+            outcome = {"ok": False, "errors": dict.fromkeys(run.names, exc.detail)}
+            outcome["status"] = exc.status
         except WorkerUnavailable as exc:
-            _audit_failure(
-                steps=changing,
-                actor=actor,
-                actor_label=actor_label,
-                action=action,
-                error=exc.detail,
-                started=started,
-            )
-            switch_progress_publish(
-                switch_id=switch_id,
-                event={"event": "result", "ok": False, "errors": dict.fromkeys(names, exc.detail)},
-            )
+            # The worker may have swapped before the stream broke, or may swap still.
+            detail = f"switch failed, nothing changed: {exc.detail}{_nudge_back(switch_id)}"
+            run.failed(detail=detail, errors=dict.fromkeys(run.names, exc.detail))
             raise SwitchWorkerUnavailable(
-                f"switch failed, nothing changed: {exc.detail}",
-                slots=dict.fromkeys(names, exc.detail),
+                detail, slots=dict.fromkeys(run.names, exc.detail)
             ) from exc
         if not outcome.get("ok"):
             errors = {str(k): str(v) for k, v in (outcome.get("errors") or {}).items()}
-            errors = errors or dict.fromkeys(names, "the worker refused the switch")
+            errors = errors or dict.fromkeys(run.names, "the worker refused the switch")
             detail = "switch failed, nothing changed: " + "; ".join(
                 f"{slot}: {cause}" for slot, cause in errors.items()
             )
-            _audit_failure(
-                steps=changing,
-                actor=actor,
-                actor_label=actor_label,
-                action=action,
-                error=detail,
-                started=started,
-            )
-            switch_progress_publish(switch_id=switch_id, event={**outcome, "errors": errors})
+            run.failed(detail=detail, errors=errors, event=outcome)
             if outcome.get("status") == 503:
                 raise SwitchWorkerUnavailable(detail, slots=errors)
             raise SlotErrors(detail, slots=errors, status=409)
         try:
-            result.total_ms = _commit(
-                steps=changing, actor=actor, actor_label=actor_label, action=action, started=started
-            )
-        except Exception:
-            _nudge_back()
+            result.total_ms = _commit(run)
+        except (ModelmgrError, DatabaseError) as exc:
+            if isinstance(exc, ModelmgrError):
+                cause, status = exc.detail, exc.status
+            else:
+                cause, status = f"the database refused the commit ({exc})", 503
+            detail = f"switch failed, nothing changed: {cause}{_nudge_back(switch_id)}"
+            run.failed(detail=detail, errors=dict.fromkeys(run.names, cause))
+            raise SlotErrors(detail, slots=dict.fromkeys(run.names, cause), status=status) from exc
+        except BaseException:
+            _nudge_back(switch_id)
             raise
         result.swap_ms = float(outcome.get("swap_ms") or 0.0)
         for name, done in (outcome.get("slots") or {}).items():
@@ -234,6 +247,14 @@ def slots_switch(
        (409: a load, memory or contract failure) or SwitchWorkerUnavailable (503: the
        worker is down or died mid-switch) naming the cause per slot; the slots in the
        database are unchanged and the worker keeps serving the old versions.
+    5. A failure after the worker may have swapped (the commit fails: a database error,
+       503, or the slot deleted meanwhile, 404; or the progress stream broke) sends the
+       worker back to the database's desired state before answering (``_nudge_back``),
+       so the old versions serve again by the time the caller hears of the failure.
+
+    ``swap_ms`` in the result is the worker's swap step alone (one routing table
+    replacement for every slot); load and warm-up are per slot, ``total_ms`` the whole
+    request, commit included.
 
     ``None`` as a ref stops the slot serving anything.
     """

@@ -10,6 +10,7 @@ answering predictions.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connections
@@ -99,6 +100,32 @@ def test_two_slots_switch_at_once_with_audit_and_ordered_events(api, settings, t
         assert phases[:2] == ["validating", "loading"]
         assert phases == sorted(phases, key=PHASES.index)
         assert "swapping" in phases
+
+
+def test_swap_ms_is_the_swap_step_alone_apart_from_load_and_warm_up(
+    api, settings, owner, two_slots, tmp_path
+):
+    gate = tmp_path / "opens-later"
+    gate_version(owner, name="slow", version="1", gate=gate)
+
+    def open_half_a_second_into_the_load():
+        eventually(lambda: waiting_loads(gate), what="the load to start")
+        time.sleep(0.5)
+        gate.touch()
+
+    opener = threading.Thread(target=open_half_a_second_into_the_load)
+    with live_worker(settings):
+        opener.start()
+        response = switch(api, {"clf": "slow@1"})
+        opener.join()
+    assert response.status_code == 200, response.content
+    body = response.json()
+    slot = body["slots"]["clf"]
+    assert slot["load_ms"] >= 500 and slot["warmup_ms"] >= 0
+    # The routing table replacement takes microseconds; the bound only allows for a
+    # busy machine, and is far below the half-second load it must not include.
+    assert 0 <= body["swap_ms"] < 50
+    assert body["total_ms"] >= slot["load_ms"] + slot["warmup_ms"] + body["swap_ms"]
 
 
 def test_rollback_serves_the_previous_version_and_a_second_undoes_it(api, settings, two_slots):

@@ -1,9 +1,11 @@
-"""Materialize: version files laid out in the worker cache, sha256-checked once."""
+"""Materialize: version files laid out in the worker cache, sha256-checked on every use
+(a stat when unchanged since this process hashed them)."""
 
 from __future__ import annotations
 
 import pytest
 
+from inference import materialize
 from inference.materialize import version_materialize
 from inference.versions import version_spec_get
 from modelmgr.exceptions import IntegrityFailure, NotFound
@@ -55,12 +57,77 @@ def test_missing_blob_is_named(owner, model_files, tmp_path, settings):
     assert list(settings.MODELMGR_WORKER_CACHE_DIR.iterdir()) == []
 
 
-def test_materialized_folder_is_reused_without_hashing_again(owner, model_files, tmp_path):
+@pytest.fixture
+def hashes(monkeypatch) -> list[int]:
+    """How many files were read through sha256; a memo of this test's own."""
+    monkeypatch.setattr(materialize, "_memo", {})
+    counted: list[int] = []
+    real = materialize._hash_stream
+
+    def counting(reader, out):
+        counted.append(1)
+        return real(reader, out)
+
+    monkeypatch.setattr(materialize, "_hash_stream", counting)
+    return counted
+
+
+def test_copied_folder_is_reused_while_its_files_are_intact(owner, model_files, tmp_path):
     version = onnx_version(owner, model_files, tmp_path)
     spec = version_spec_get(version_id=version.pk)
     first = version_materialize(spec=spec, link=False)
-    corrupt(version)  # only a fresh build would read (and hash) the blob again
+    corrupt(version)  # the store's blob, not the copy the worker reads
     assert version_materialize(spec=spec, link=False) == first
+
+
+def test_blob_corrupted_after_first_use_fails_the_next_use_naming_the_file(
+    owner, model_files, tmp_path, settings
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    spec = version_spec_get(version_id=version.pk)
+    version_materialize(spec=spec)  # hardlinks: the cached file is the stored blob
+    corrupt(version)
+    with pytest.raises(
+        IntegrityFailure, match=r"^artifact model.onnx of clf@1 is corrupt \(sha256 mismatch\)$"
+    ):
+        version_materialize(spec=spec)
+    assert list(settings.MODELMGR_WORKER_CACHE_DIR.iterdir()) == []
+
+
+def test_damaged_copy_is_built_again_from_the_intact_store(owner, model_files, tmp_path):
+    version = onnx_version(owner, model_files, tmp_path)
+    spec = version_spec_get(version_id=version.pk)
+    folder = version_materialize(spec=spec, link=False)
+    cached = folder / "model.onnx"
+    cached.write_bytes(b"\0" * cached.stat().st_size)
+    assert version_materialize(spec=spec, link=False) == folder
+    assert (
+        cached.read_bytes() == content_store().local_path(version.primary_file.sha256).read_bytes()
+    )
+
+
+def test_file_unchanged_since_it_was_hashed_is_not_hashed_again(
+    owner, model_files, tmp_path, monkeypatch, hashes
+):
+    monkeypatch.setattr(materialize, "RACY_S", 0.0)  # the blob was written a moment ago
+    version = onnx_version(owner, model_files, tmp_path)
+    spec = version_spec_get(version_id=version.pk)
+    version_materialize(spec=spec)
+    version_materialize(spec=spec)
+    version_materialize(spec=spec)
+    assert len(hashes) == 1
+
+
+def test_file_written_just_before_its_hash_is_hashed_on_every_use(
+    owner, model_files, tmp_path, hashes
+):
+    """Within RACY_S of a write, a later write in the same timestamp tick would leave size,
+    mtime and ctime alone: such a file is not remembered."""
+    version = onnx_version(owner, model_files, tmp_path)
+    spec = version_spec_get(version_id=version.pk)
+    version_materialize(spec=spec)
+    version_materialize(spec=spec)
+    assert len(hashes) == 2
 
 
 def test_nested_files_keep_their_layout(owner, tmp_path):

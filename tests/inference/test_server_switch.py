@@ -98,6 +98,23 @@ def test_switch_with_a_corrupt_artifact_changes_no_slot(two_versions, owner, mod
         )
 
 
+def test_blob_corrupted_after_its_first_use_is_refused_on_the_next_switch_to_it(two_versions):
+    v1, v2 = two_versions
+    with start_worker(env=QUIET) as worker, worker.client() as client:
+        worker.wait_ready()
+        assert switch(client, {"det": v2.pk}, "to-2")[-1]["ok"]
+        assert switch(client, {"det": v1.pk}, "back-to-1")[-1]["ok"]
+        corrupt(v2)  # in place, same size: the worker cache hardlinks this very file
+        events = switch(client, {"det": v2.pk}, "to-2-again")
+        assert events[-1] == {
+            "event": "result",
+            "ok": False,
+            "errors": {"det": "artifact model.onnx of clf@2 is corrupt (sha256 mismatch)"},
+        }
+        assert serving(client) == {"det": "clf@1"}
+        assert client.post("/infer/det", json={"inputs": {"x": X}}).json()["model"] == "clf@1"
+
+
 def test_switch_to_a_version_with_a_wrong_signature_changes_no_slot(
     two_versions, owner, model_files, tmp_path
 ):

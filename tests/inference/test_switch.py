@@ -95,6 +95,26 @@ def test_corrupt_artifact_fails_the_whole_switch_and_changes_nothing(
     )
 
 
+def test_model_still_in_memory_is_refused_once_its_stored_file_is_corrupt(
+    worker, owner, model_files, tmp_path
+):
+    v1 = onnx_version(owner, model_files, tmp_path, version="1")
+    v2 = onnx_version(owner, model_files, tmp_path, version="2", seed=1)
+    run_switch(worker, {"det": v2.pk}, "to-2")
+    held = worker.router.acquire("det")  # a request still running on clf@2
+    run_switch(worker, {"det": v1.pk}, "to-1")
+    assert held.state == DRAINING
+    corrupt(v2)
+    result, events = run_switch(worker, {"det": v2.pk}, "to-2-again")
+    assert result["errors"] == {"det": "artifact model.onnx of clf@2 is corrupt (sha256 mismatch)"}
+    assert served(worker) == {"det": "clf@1"} and held.state == DRAINING
+    worker.router.release(held)
+    eventually(
+        lambda: {e.ref for e in worker.pool.entries()} == {"clf@1"},
+        what="clf@2 unloaded once its last request ended",
+    )
+
+
 def test_version_that_breaks_the_slot_contract_is_refused_before_loading(
     worker, owner, model_files, tmp_path
 ):
