@@ -9,7 +9,11 @@ user's objects (imports, audit rows) are only rendered for those who may see the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,6 +26,33 @@ from modelmgr.views import live
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+# How long a rendered push is kept for the user's other tabs: one event reaches them all
+# within milliseconds. Only events that are unique (an audit id, a switch id) are shared.
+SHARED_RENDER_S = 1.0
+
+# (handler, event, user) -> the render in progress or done, with when it started. Every
+# consumer of this process runs on daphne's one event loop, so a plain dict is safe.
+_renders: dict[tuple, tuple[float, asyncio.Future]] = {}
+
+
+async def render_once_per_user(
+    kind: str, event: dict[str, Any], user, render: Callable[..., str], *args: Any
+) -> str:
+    """``render(user, *args)`` through the database thread, once per event and user.
+
+    Database-backed partials are rendered in asgiref's single sync thread, which every
+    tab's consumer shares: with one render per tab, a user's fifth tab waited for four
+    renders before its own. Tabs of one user get the same HTML, so they share one render.
+    """
+    now = time.monotonic()
+    key = (kind, json.dumps(event, sort_keys=True, default=str), user.pk)
+    held = _renders.get(key)
+    if held is None or now - held[0] > SHARED_RENDER_S:
+        for stale in [k for k, (at, _) in _renders.items() if now - at > SHARED_RENDER_S]:
+            del _renders[stale]
+        future = asyncio.ensure_future(database_sync_to_async(render)(user, *args))
+        _renders[key] = held = (now, future)
+    return await asyncio.shield(held[1])
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
@@ -60,14 +91,18 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.last_phase = phase if not terminal else "validating"
         html = live.render_switch_progress(event, phase=phase, failed=failed)
         if terminal:
-            html += await database_sync_to_async(live.render_slots_oob)(self.user)
+            html += await render_once_per_user("slots", event, self.user, live.render_slots_oob)
         await self._push(html)
 
     async def switch_done(self, event: dict[str, Any]) -> None:
         failed_phase = self.last_phase
         self.last_phase = "validating"
-        html = await database_sync_to_async(live.render_switch_done)(
-            self.user, event, failed_phase=failed_phase
+        html = await render_once_per_user(
+            f"done:{failed_phase}",
+            event,
+            self.user,
+            partial(live.render_switch_done, failed_phase=failed_phase),
+            event,
         )
         await self._push(html)
 
@@ -85,5 +120,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self._push(await database_sync_to_async(live.render_workers)(self.user))
 
     async def audit_event(self, event: dict[str, Any]) -> None:
-        html = await database_sync_to_async(live.render_audit)(self.user, event.get("id"))
+        html = await render_once_per_user(
+            "audit", event, self.user, live.render_audit, event.get("id")
+        )
         await self._push(html)

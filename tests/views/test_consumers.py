@@ -228,6 +228,31 @@ async def test_audit_rows_of_other_users_models_are_not_pushed(django_user_model
     await other_ws.disconnect()
 
 
+async def test_tabs_of_one_user_share_one_render_and_other_users_get_their_own(
+    django_user_model, monkeypatch
+):
+    from modelmgr.views import live
+
+    rendered_for = []
+    render_audit = live.render_audit
+
+    def counting_render_audit(user, event_id):
+        rendered_for.append(user.username)
+        return render_audit(user, event_id)
+
+    monkeypatch.setattr(live, "render_audit", counting_render_audit)
+    staff, first_tab = await logged_in(django_user_model, "stella", is_staff=True)
+    second_tab = await connect_as_session(staff)
+    _, other_staff_tab = await logged_in(django_user_model, "sam", is_staff=True)
+    event = await database_sync_to_async(_audit)(staff, "stella/yolo")
+    pushed = [await ws.receive_from() for ws in (first_tab, second_tab, other_staff_tab)]
+    assert all(f'id="audit-{event.pk}"' in html for html in pushed)
+    assert pushed[0] == pushed[1]
+    assert sorted(rendered_for) == ["sam", "stella"]
+    for ws in (first_tab, second_tab, other_staff_tab):
+        await ws.disconnect()
+
+
 async def test_events_published_from_a_thread_reach_the_socket(django_user_model):
     """Services publish from worker threads; the message must wake the consumer."""
     _, ws = await logged_in(django_user_model)
