@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -86,3 +87,27 @@ def test_json_labelled_as_plain_text_works_like_curl_d(api, settings, clf_slot):
     body = json.dumps({"inputs": {"x": [[1, 2, 3, 4]]}}).encode()
     with live_worker(settings):
         assert raw(api, body, "text/plain").status_code == 200
+
+
+def test_predictions_and_errors_show_up_in_the_usage_statistics(api, settings, clf_slot):
+    """Predict through the API, the worker records and flushes (every 0.2 s here), and
+    /api/v1/stats counts exactly those requests for the slot and version."""
+    with live_worker(settings):
+        for _ in range(5):
+            assert predict(api, "clf").status_code == 200
+        assert predict(api, "clf", {"x": [[1, 2, 3]]}).status_code == 422  # wrong shape
+        deadline = time.monotonic() + 30
+        while True:
+            totals = api.get("/api/v1/stats?slot=clf&since=1h").json()["totals"]
+            if totals["count"] >= 6 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    # The refused request counts as an error of the version it was sent to: a robot
+    # sending the wrong shapes is what an operator wants to see in the error rate.
+    assert (totals["count"], totals["errors"]) == (6, 1), totals
+    assert 0 <= totals["min_ms"] <= totals["p50_ms"] <= totals["max_ms"]
+    assert totals["last_used"] is not None
+    groups = api.get("/api/v1/stats?version=clf@1").json()["groups"]
+    assert [(g["slot"], g["ref"], g["count"], g["errors"]) for g in groups] == [
+        ("clf", "clf@1", 6, 1)
+    ]
