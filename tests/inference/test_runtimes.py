@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -181,6 +182,8 @@ def test_worker_modules_import_neither_torch_nor_onnxruntime(tmp_path):
             "DJANGO_SETTINGS_MODULE": "modelmgr.settings",
             "MODELMGR_VAR_DIR": str(tmp_path),
             "PATH": "/usr/bin:/bin",
+            # where a machine keeps extra packages (the GPU host's carried wheels)
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         },
         cwd=str(_root()),
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import subprocess
 import sys
@@ -230,7 +231,11 @@ def test_ingest_modules_never_import_torch_or_onnxruntime():
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={"DJANGO_SETTINGS_MODULE": "modelmgr.settings", "PATH": "/usr/bin:/bin"},
+        env={
+            "DJANGO_SETTINGS_MODULE": "modelmgr.settings",
+            "PATH": "/usr/bin:/bin",
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+        },
         cwd=str(_repo_root()),
     )
     assert result.returncode == 0, result.stdout + result.stderr
