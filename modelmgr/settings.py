@@ -115,6 +115,15 @@ STORAGES = {
     },
 }
 
+# The store lock (modelmgr.storage.store_lock) is held by ingest from reusing or putting a
+# blob until its rows commit, and by collectors around check + unlink. How long one waits
+# for it on PostgreSQL (on SQLite the database's busy timeout applies).
+MODELMGR_STORE_LOCK_TIMEOUT_S = env_float("MODELMGR_STORE_LOCK_TIMEOUT_S", 60.0)
+# Each web process sweeps leftovers this often (0 = never; `manage.py store_sweep` by
+# hand): staging files and unreferenced blobs older than MODELMGR_STORE_SWEEP_AGE_S.
+MODELMGR_STORE_SWEEP_INTERVAL_S = env_float("MODELMGR_STORE_SWEEP_INTERVAL_S", 3600.0)
+MODELMGR_STORE_SWEEP_AGE_S = env_float("MODELMGR_STORE_SWEEP_AGE_S", 86400.0)
+
 # Every file upload is streamed to staging with its sha256 computed in the same pass.
 FILE_UPLOAD_HANDLERS = ["modelmgr.ingest.upload.StagingUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = str(STAGING_ROOT)

@@ -4,6 +4,9 @@ Bytes are addressed by their sha256: ``sha256/ab/cd/abcdef...``. Identical files
 stored once. Writes stream in chunks into a local *staging* file with the hash computed
 in the same pass; a staged blob becomes visible only when ``commit`` moves it into the
 store (one rename on the local filesystem), so a failed ingest leaves nothing behind.
+
+Blobs are shared, so deciding that one may go and deciding to reuse one race: both take
+``store_lock`` (below). ``modelmgr.registry.gc`` collects and sweeps unreferenced blobs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +26,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from modelmgr.exceptions import IntegrityFailure, NotFound, UploadTooLarge
+from modelmgr.locks import transaction_lock
 
 
 def version_content_hash(files: Iterable[tuple[str, str]]) -> str:
@@ -142,6 +147,13 @@ class ContentStore:
             raise NotFound(f"blob {sha256} is missing from the artifact store")
         return self.storage.open(key, "rb")
 
+    def local_root(self) -> Path | None:
+        """The folder that holds every blob when the storage is local, else None."""
+        try:
+            return Path(self.storage.path("sha256"))
+        except NotImplementedError:
+            return None
+
     def local_path(self, sha256: str) -> Path | None:
         """Filesystem path of a blob when the storage is local, else None."""
         try:
@@ -181,6 +193,81 @@ class ContentStore:
 
     def delete(self, sha256: str) -> None:
         self.storage.delete(self.key(sha256))
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every blob in the store with its size and modification time (None when the
+        storage cannot tell); names that are not blobs are skipped."""
+        hexdigits = set("0123456789abcdef")
+        for first in _listdir(self.storage, "sha256")[0]:
+            for second in _listdir(self.storage, f"sha256/{first}")[0]:
+                for name in _listdir(self.storage, f"sha256/{first}/{second}")[1]:
+                    if (
+                        len(name) != 64
+                        or not set(name) <= hexdigits
+                        or name[:2] != first
+                        or name[2:4] != second
+                    ):
+                        continue
+                    key = self.key(name)
+                    try:
+                        size = self.storage.size(key)
+                        modified = _modified_time(self.storage, key)
+                    except FileNotFoundError:
+                        continue  # deleted meanwhile
+                    yield StoredBlob(sha256=name, size=size, modified=modified)
+
+
+@dataclass
+class StoredBlob:
+    sha256: str
+    size: int
+    modified: datetime | None
+
+
+def _listdir(storage: Storage, path: str) -> tuple[list[str], list[str]]:
+    """(folders, files) in ``path``, sorted; both empty when it does not exist."""
+    try:
+        dirs, files = storage.listdir(path)
+    except FileNotFoundError:
+        return [], []
+    return sorted(dirs), sorted(files)
+
+
+def _modified_time(storage: Storage, key: str) -> datetime | None:
+    try:
+        return storage.get_modified_time(key)
+    except NotImplementedError:
+        return None
+
+
+def store_lock() -> None:
+    """Hold the artifact store's lock until the current transaction ends (inside atomic()).
+
+    Why: blobs are shared by content, and two decisions about one blob race. A collector
+    (a delete's ``blobs_collect``, a failed ingest's cleanup, the sweep) decides "no row
+    references this sha256, unlink it"; an ingest of identical bytes decides "the blob is
+    there already, drop my staged copy" and only later commits the row that references
+    it. If the collector looks between the ingest's decision and its COMMIT, it sees no
+    row and unlinks a blob that a committed version then points at.
+
+    So both hold this lock: the collector around its check and unlink, the ingest from
+    its decision (put or reuse) until its rows are committed. The lock must end exactly
+    at the COMMIT, even when ingest runs inside a caller's transaction (a new model's
+    first upload), and must never outlive a rollback or a dead process: hence a
+    transaction-scoped lock (``modelmgr.locks.transaction_lock``: a PostgreSQL
+    transaction advisory lock, or SQLite's write lock), which the database releases at
+    COMMIT or ROLLBACK and which every thread and process sharing the database obeys.
+    Ingest takes it after inspection and after writing its rows, so it is held for the
+    renames into the store and the COMMIT only (on a remote storage, for the uploads of
+    new blobs too).
+    """
+    from modelmgr.models import ArtifactFile
+
+    transaction_lock(
+        "store",
+        timeout=settings.MODELMGR_STORE_LOCK_TIMEOUT_S,
+        sqlite_table=ArtifactFile._meta.db_table,
+    )
 
 
 def content_store() -> ContentStore:

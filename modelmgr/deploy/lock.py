@@ -6,10 +6,11 @@ switch lock is held outside any transaction:
 
 1. A process-wide ``threading.Lock`` serializes the threads of one web process (the API
    thread, the settings page's switch threads, the admin).
-2. Across processes: on PostgreSQL a session-level advisory lock
-   (``pg_try_advisory_lock``, polled), released explicitly and by the server when the
-   connection dies; on SQLite, whose database lives on one host, an ``flock`` on a file
-   beside the database, released by the kernel when the process dies.
+2. Across processes, ``modelmgr.locks.session_lock("switch")``: on PostgreSQL a
+   session-level advisory lock (``pg_try_advisory_lock``, polled), released explicitly
+   and by the server when the connection dies; on SQLite, whose database lives on one
+   host, an ``flock`` on a file beside the database, released by the kernel when the
+   process dies.
 
 The commit that follows the worker's swap is one short ``transaction.atomic()`` taken
 while the lock is held. The worker serializes its own switches as well.
@@ -17,8 +18,6 @@ while the lock is held. The worker serializes its own switches as well.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 
 from modelmgr.deploy.errors import SlotErrors
+from modelmgr.locks import advisory_key, file_lock, pg_session_lock, session_lock, sqlite_lock_path
 
-POLL_S = 0.05
-# A fixed key for pg_advisory_lock: ascii "mmSWITCH" as a signed 64-bit integer.
-ADVISORY_KEY = int.from_bytes(b"mmSWITCH", "big", signed=True)
+LOCK_NAME = "switch"
+# The pg_advisory_lock key: ascii "mmSWITCH" as a signed 64-bit integer.
+ADVISORY_KEY = advisory_key(LOCK_NAME)
 
 _process_lock = threading.Lock()
 _holder: dict[str, object] = {}
@@ -52,66 +51,16 @@ def _busy(slots: list[str], timeout: float) -> SlotErrors:
     )
 
 
+# The cross-process part on its own (tests/deploy/test_deploy_lock.py plays two processes).
 def _sqlite_lock_path() -> Path | None:
-    if connection.vendor != "sqlite":
-        return None
-    name = str(connection.settings_dict.get("NAME") or "")
-    if not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name:
-        return None  # an in-memory database is private to this process
-    return Path(f"{name}.switch-lock")
+    return sqlite_lock_path(LOCK_NAME)
 
 
-def _poll(try_once, deadline: float) -> bool:
-    while True:
-        if try_once():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_S)
+def _pg_lock(deadline: float):
+    return pg_session_lock(ADVISORY_KEY, deadline)
 
 
-@contextmanager
-def _pg_lock(deadline: float) -> Iterator[bool]:
-    def try_once() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
-            return bool(cursor.fetchone()[0])
-
-    if not _poll(try_once, deadline):
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
-        except Exception:  # noqa: BLE001 - a dead connection released the lock already
-            connection.close()
-
-
-@contextmanager
-def _file_lock(path: Path, deadline: float) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def try_once() -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
-    try:
-        if not _poll(try_once, deadline):
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+_file_lock = file_lock
 
 
 @contextmanager
@@ -124,13 +73,7 @@ def switch_lock(
     if not _process_lock.acquire(timeout=max(timeout, 0)):
         raise _busy(slots, timeout)
     try:
-        if connection.vendor == "postgresql":
-            outer = _pg_lock(deadline)
-        elif (path := _sqlite_lock_path()) is not None:
-            outer = _file_lock(path, deadline)
-        else:
-            outer = _no_lock()
-        with outer as held:
+        with session_lock(LOCK_NAME, deadline) as held:
             if not held:
                 raise _busy(slots, timeout)
             _holder.update(switch_id=switch_id, since=time.monotonic())
@@ -140,8 +83,3 @@ def switch_lock(
                 _holder.clear()
     finally:
         _process_lock.release()
-
-
-@contextmanager
-def _no_lock() -> Iterator[bool]:
-    yield True

@@ -33,6 +33,7 @@ from modelmgr.imports.jobs import (
 from modelmgr.imports.partial import PREFIX, partial_remove
 from modelmgr.imports.progress import progress_flush_stale
 from modelmgr.models import DownloadJob, DownloadState
+from modelmgr.registry.gc import store_sweep
 from modelmgr.storage import staging_dir
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class ImportRunner:
         self._active: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._last_sweep = float("-inf")
+        self._last_store_sweep = float("-inf")
+        self._store_sweeper: threading.Thread | None = None
         self._thread = threading.Thread(target=self._loop, name="imports-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -171,6 +174,32 @@ class ImportRunner:
             connections.close_all()
             self.wake()
 
+    def store_sweep_if_due(self) -> threading.Thread | None:
+        """Start a store sweep (``registry.gc.store_sweep``) in its own thread when one is
+        due every MODELMGR_STORE_SWEEP_INTERVAL_S (0 = never) and none is running; the
+        thread started, or None. Its own thread: listing a big store must not delay the
+        heartbeats that keep this process's import leases."""
+        interval = settings.MODELMGR_STORE_SWEEP_INTERVAL_S
+        if interval <= 0 or time.monotonic() - self._last_store_sweep < interval:
+            return None
+        if self._store_sweeper is not None and self._store_sweeper.is_alive():
+            return None
+        self._last_store_sweep = time.monotonic()
+        self._store_sweeper = threading.Thread(
+            target=self._store_sweep, name="store-sweep", daemon=True
+        )
+        self._store_sweeper.start()
+        return self._store_sweeper
+
+    @staticmethod
+    def _store_sweep() -> None:
+        try:
+            store_sweep(older_than_s=settings.MODELMGR_STORE_SWEEP_AGE_S)
+        except Exception:
+            log.warning("store sweep failed; the next one tries again", exc_info=True)
+        finally:
+            connections.close_all()
+
     def _wait_seconds(self) -> float:
         poll = settings.MODELMGR_IMPORT_POLL_SECONDS
         wait = min(poll, settings.MODELMGR_IMPORT_LEASE_SECONDS / 4)
@@ -194,6 +223,7 @@ class ImportRunner:
                 if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
                     self._last_sweep = time.monotonic()
                     import_partials_sweep()
+                self.store_sweep_if_due()
                 wait = self._wait_seconds()
             except Exception:  # the database may not be migrated or reachable yet
                 log.warning("import runner: dispatch failed; trying again", exc_info=True)
@@ -217,6 +247,8 @@ class ImportRunner:
         for thread in threads.values():
             thread.join(timeout / max(len(threads), 1))
         self._thread.join(timeout)
+        if self._store_sweeper is not None:
+            self._store_sweeper.join(timeout)
         try:
             claimed_by_worker(self.worker).update(
                 state=DownloadState.QUEUED,

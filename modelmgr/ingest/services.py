@@ -8,6 +8,7 @@ failure at any step leaves no rows, no blobs and no staged files behind.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 
 from django.core.exceptions import ValidationError
@@ -29,7 +30,8 @@ from modelmgr.models import (
     VersionStatus,
     version_validator,
 )
-from modelmgr.storage import content_store, version_content_hash
+from modelmgr.registry.gc import blobs_collect
+from modelmgr.storage import content_store, store_lock, version_content_hash
 
 __all__ = [
     "IncomingFile",
@@ -40,6 +42,8 @@ __all__ = [
     "version_verify",
 ]
 AUDITED_FILES = 100
+
+log = logging.getLogger(__name__)
 
 
 def version_create(
@@ -61,8 +65,10 @@ def version_create(
     2. Detect the framework and primary file; inspect (errors -> IngestRejected).
     3. In one transaction: lock the model row, refuse a duplicate version (409),
        create the version and its ArtifactFile rows, set the model's framework if
-       empty, audit, and commit the staged blobs into the store (last, so only the
-       COMMIT itself can fail after them).
+       empty, audit, then take the store lock (held until the COMMIT, so no collector
+       can unlink a blob between "it is there" and the row that references it; see
+       ``storage.store_lock``) and commit the staged blobs into the store (last, so only
+       the COMMIT itself can fail after them).
     4. On failure delete the blobs this call newly created that nothing references.
        The staged files are removed in every case.
     """
@@ -142,15 +148,16 @@ def _version_create(
                 target=created.ref,
                 after=_audit_after(created, detection.primary_path, files),
             )
+            store_lock()
             for incoming in files:
                 if store.commit(incoming.staged):
                     created_blobs.append(incoming.staged.sha256)
     except IntegrityError:
         # The unique constraint caught a version created concurrently with this one.
-        _delete_unreferenced(store, created_blobs)
+        _delete_unreferenced(created_blobs)
         raise VersionConflict(f"model {model.name} already has version {number}") from None
     except BaseException:
-        _delete_unreferenced(store, created_blobs)
+        _delete_unreferenced(created_blobs)
         raise
     model.framework = locked.framework
     return created
@@ -214,10 +221,17 @@ def _audit_after(version: ModelVersion, primary: str, files: list[IncomingFile])
     }
 
 
-def _delete_unreferenced(store, shas: list[str]) -> None:
-    for sha in shas:
-        if not ArtifactFile.objects.filter(sha256=sha).exists():
-            store.delete(sha)
+def _delete_unreferenced(shas: list[str]) -> None:
+    """Remove the blobs a failed ingest created unless a row references them by now (an
+    upload of the same bytes may have committed meanwhile): a collection under the store
+    lock like any other. Its own failure is logged, not raised over the ingest's error;
+    the store sweep removes what it leaves."""
+    if not shas:
+        return
+    try:
+        blobs_collect(shas)
+    except Exception:  # noqa: BLE001
+        log.warning("could not remove the blobs of a failed ingest: %s", shas, exc_info=True)
 
 
 def version_verify(*, version: ModelVersion, actor, actor_label: str | None = None) -> dict:
