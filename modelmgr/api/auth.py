@@ -8,7 +8,10 @@ not fall back to the session).
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponseForbidden
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponseForbidden, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from ninja.errors import HttpError
@@ -107,3 +110,31 @@ def request_actor_label(request: HttpRequest) -> str:
 token_auth = TokenAuth()
 session_auth = StaffOrOwnerSession()
 API_AUTH = [token_auth, session_auth]
+
+
+def docs_access(view):
+    """The OpenAPI schema and Swagger UI: for a logged-in browser or a token with the
+    ``read`` scope, like every other route but health. An anonymous browser is sent to
+    the login page; an anonymous client asking for the schema gets a 401 naming it."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs):
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            try:
+                TokenAuth(ApiToken.Scope.READ).authenticate(request, token.strip())
+            except HttpError as exc:
+                return JsonResponse({"detail": exc.message}, status=exc.status_code)
+            except Forbidden as exc:
+                return JsonResponse({"detail": exc.detail}, status=exc.status)
+            return view(request, *args, **kwargs)
+        if request.path.endswith(".json"):
+            return JsonResponse(
+                {"detail": "log in or send 'Authorization: Bearer <token>' to read the API"},
+                status=401,
+            )
+        return redirect_to_login(request.get_full_path())
+
+    return guarded

@@ -8,7 +8,7 @@ from modelmgr.api import health
 from modelmgr.api import imports as imports_api
 from modelmgr.api import models as models_api
 from modelmgr.api import versions as versions_api
-from modelmgr.api.auth import API_AUTH
+from modelmgr.api.auth import API_AUTH, docs_access
 from modelmgr.api.errors import install_error_handlers
 
 api = NinjaAPI(
@@ -17,6 +17,7 @@ api = NinjaAPI(
     description="Model registry and hot-swapping inference server.",
     auth=API_AUTH,
     urls_namespace="api",
+    docs_decorator=docs_access,
 )
 install_error_handlers(api)
 api.add_router("/", health.router)
