@@ -1,4 +1,5 @@
-"""Converge the routing table to the database's desired state (Slot.active_version).
+"""Converge the routing table to the database's desired state (Slot.active_version),
+then the pool's pins to ModelVersion.pinned (inference.pins).
 
 Runs on start (restore after a restart or crash), after a nudge, on request and
 periodically. The web process commits a switch only after the worker swapped, so between
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from inference.pins import pins_run
 from inference.switch import switch_apply
 from inference.versions import desired_state
 
@@ -77,9 +79,11 @@ def reconcile_run(
     force: bool = False,
     restoring: bool = False,
     overrule_grace: bool = False,
+    pins: bool = True,
 ) -> dict:
-    """One reconcile pass under the worker's control lock; returns what changed and the
-    slots in error. Load errors of one slot do not stop the others.
+    """One reconcile pass under the worker's control lock: the slots, then (``pins``) the
+    pins. Returns what changed, the slots in error and the pins' outcome (``pins``:
+    pinned, unpinned, errors). Load errors of one slot or pin do not stop the others.
 
     ``overrule_grace`` (a requested reconcile): slots changed by a switch that arrived
     before this call are brought back to the database at once, grace or not.
@@ -109,23 +113,32 @@ def reconcile_run(
             worker.switch_arrived.pop(slot, None)
             worker.failures.pop(slot, None)
             worker.errors.pop(slot, None)
-        if not changes:
-            return {"changed": {}, "errors": dict(worker.errors)}
+        changed = _slots_apply(worker, changes, now=now, restoring=restoring) if changes else {}
+        result = {"changed": changed, "errors": dict(worker.errors)}
+        if pins:
+            result["pins"] = pins_run(worker, force=force)
+        return result
 
-        def emit(event: dict) -> None:
-            if restoring and event.get("event") == "phase":
-                worker.not_ready_detail = (
-                    f"restoring slots: {event['phase']} {event['slot']} ({event['ref']})"
-                )
 
-        result = switch_apply(worker, slots=changes, emit=emit, atomic=False, source="reconcile")
-        failed = result.get("errors", {})
-        for slot, version_id in changes.items():
-            if slot in failed:
-                worker.errors[slot] = failed[slot]
-                worker.failures[slot] = (version_id, now)
-            else:
-                worker.errors.pop(slot, None)
-                worker.failures.pop(slot, None)
-        changed = {slot: done["ref"] for slot, done in result.get("slots", {}).items()}
-        return {"changed": changed, "errors": dict(worker.errors)}
+def _slots_apply(
+    worker: Worker, changes: dict[str, int | None], *, now: float, restoring: bool
+) -> dict[str, str | None]:
+    """Bring the changed slots to their desired versions (not all-or-nothing); record
+    each slot's failure for the retry; return slot -> the ref it serves now."""
+
+    def emit(event: dict) -> None:
+        if restoring and event.get("event") == "phase":
+            worker.not_ready_detail = (
+                f"restoring slots: {event['phase']} {event['slot']} ({event['ref']})"
+            )
+
+    result = switch_apply(worker, slots=changes, emit=emit, atomic=False, source="reconcile")
+    failed = result.get("errors", {})
+    for slot, version_id in changes.items():
+        if slot in failed:
+            worker.errors[slot] = failed[slot]
+            worker.failures[slot] = (version_id, now)
+        else:
+            worker.errors.pop(slot, None)
+            worker.failures.pop(slot, None)
+    return {slot: done["ref"] for slot, done in result.get("slots", {}).items()}

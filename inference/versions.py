@@ -93,3 +93,16 @@ def slot_contracts(names: list[str] | None = None) -> dict[str, dict]:
 def desired_state() -> dict[str, int | None]:
     """The database's desired state: slot name -> active version id (or None)."""
     return dict(Slot.objects.values_list("name", "active_version_id"))
+
+
+def desired_pins() -> dict[int, str]:
+    """The pins the database wants loaded: version id -> ref, for every pinned version
+    that may be loaded (available; if unsafe, trusted). A pinned version that stopped
+    being deployable (in error after a failed verify, trust revoked) is left out, so
+    the worker unpins it."""
+    rows = (
+        ModelVersion.objects.deployable()
+        .filter(pinned=True)
+        .values_list("pk", "model__name", "version")
+    )
+    return {pk: f"{name}@{version}" for pk, name, version in rows}

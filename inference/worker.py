@@ -22,6 +22,7 @@ from django.db import DatabaseError, close_old_connections
 
 from inference.cache import PruneReport, cache_prune
 from inference.device import DeviceInfo, detect_device
+from inference.pins import pins_run
 from inference.pool import ModelPool, PoolEntry, short_error
 from inference.reconcile import reconcile_run
 from inference.router import Router
@@ -69,6 +70,8 @@ class Worker:
         self.switched_at: dict[str, float] = {}  # slot -> when a /switch swapped it
         self.switch_arrived: dict[str, float] = {}  # slot -> when that /switch was asked
         self.failures: dict[str, tuple[int | None, float]] = {}
+        self.pin_errors: dict[int, str] = {}  # pinned version id -> why it is not loaded
+        self.pin_failures: dict[int, float] = {}  # pinned version id -> when its load failed
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = time.time()
         self._results: OrderedDict[str, dict] = OrderedDict()
@@ -125,12 +128,21 @@ class Worker:
         db_scope: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         """Converge to the database once (retrying while it does not answer); then ready.
-        Slots that fail to load stay unserved with their error in ``errors``. The
-        background thread passes ``db_scope=db_pass`` to reconnect between attempts."""
+
+        1. Restore the slots; slots that fail to load stay unserved with their error in
+           ``errors``.
+        2. Ready: serving starts.
+        3. Load the pinned versions (inference.pins), after ready: a pin is not needed
+           to serve any slot, so the worker does not wait for it to take traffic. A pin
+           that fails here is in ``pin_errors`` and is retried by the periodic pass,
+           like one the database could not be read for.
+
+        The background thread passes ``db_scope=db_pass`` to reconnect between attempts.
+        """
         while not self._stop.is_set():
             try:
                 with db_scope():
-                    reconcile_run(self, force=True, restoring=True)
+                    reconcile_run(self, force=True, restoring=True, pins=False)
                 break
             except DatabaseError as exc:
                 self.not_ready_detail = (
@@ -147,8 +159,22 @@ class Worker:
             "ready: serving %s",
             {s: r.entry.ref for s, r in self.router.table.items()} or "no slots",
         )
+        if self._stop.is_set():
+            return
+        try:
+            with db_scope():
+                self.reconcile_pins(force=True)
+        except Exception as exc:
+            log.warning("restoring pins failed (the periodic pass retries): %s", short_error(exc))
+
+    def reconcile_pins(self, *, force: bool = False) -> dict:
+        """Converge the pins alone (inference.pins), under the control lock."""
+        with self.control_lock:
+            return pins_run(self, force=force)
 
     def load(self, *, version_id: int, pin: bool = False) -> dict:
+        """Load a version outside any slot (tests, tools). ``pin`` pins it until the next
+        reconcile pass, which makes the pool's pins what the database says."""
         with self.control_lock:
             spec = version_spec_get(version_id=version_id)
             problem = spec.deployable_problem()
@@ -228,6 +254,7 @@ class Worker:
                 self.describe(e) for e in sorted(self.pool.entries(), key=lambda e: e.version_id)
             ],
             "errors": dict(self.errors),
+            "pin_errors": {str(vid): why for vid, why in sorted(self.pin_errors.items())},
             "control": {"busy": self.control_lock.locked(), "waiting_switches": self.waiting},
             "started_at": iso(self.started_at),
         }

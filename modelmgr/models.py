@@ -99,6 +99,10 @@ class ModelVersionQuerySet(models.QuerySet):
     def available(self) -> ModelVersionQuerySet:
         return self.filter(status=VersionStatus.AVAILABLE)
 
+    def deployable(self) -> ModelVersionQuerySet:
+        """What ModelVersion.is_deployable() says, as a filter."""
+        return self.available().filter(Q(unsafe=False) | Q(trusted=True))
+
     def visible_to(self, user) -> ModelVersionQuerySet:
         if user.is_staff:
             return self
@@ -134,6 +138,11 @@ class ModelVersion(models.Model):
     # Pickle-based artifacts: stored, never unpickled unless an administrator trusts them.
     unsafe = models.BooleanField(default=False)
     trusted = models.BooleanField(default=False)
+    # Desired state, like Slot.active_version: the worker converges to it (inference.pins).
+    pinned = models.BooleanField(
+        default=False,
+        help_text="keep loaded in the worker even when no slot serves it; never evicted",
+    )
     error = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(

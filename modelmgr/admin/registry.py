@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from django import forms
 from django.contrib import admin
 
@@ -14,6 +16,7 @@ from modelmgr.admin.version_actions import (
 )
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import ArtifactFile, ModelVersion, RegisteredModel, Tag
+from modelmgr.registry.pins import version_pin_refusal
 from modelmgr.registry.snapshots import VERSION_EDITABLE_FIELDS
 from modelmgr.registry.validation import clean_version_fields
 
@@ -106,7 +109,7 @@ class ModelVersionAdminForm(forms.ModelForm):
 
     class Meta:
         model = ModelVersion
-        fields = [*VERSION_EDITABLE_FIELDS, "trusted"]
+        fields = [*VERSION_EDITABLE_FIELDS, "trusted", "pinned"]
 
     def clean(self):
         data = super().clean()
@@ -116,15 +119,22 @@ class ModelVersionAdminForm(forms.ModelForm):
             )
         except ModelmgrError as exc:
             raise forms.ValidationError(str(exc)) from None
+        if "pinned" in self.changed_data and data.get("pinned"):
+            probe = copy.copy(self.instance)  # the form's values reach the instance later
+            probe.trusted = data.get("trusted", probe.trusted)
+            refusal = version_pin_refusal(probe)
+            if refusal:
+                self.add_error("pinned", refusal)
         return data
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ServiceDeleteAdmin):
     """Versions come from uploads, imports and import_model. The admin edits their
-    metadata and the ``trusted`` flag through registry.services.version_update (checked
-    and audited like the API's PATCH); status changes only by the actions (archive,
-    validate, verify), which call the services; deletes go through version_delete."""
+    metadata, the ``trusted`` flag and the ``pinned`` flag (keep loaded in the worker)
+    through registry.services.version_update (checked and audited like the API's PATCH);
+    status changes only by the actions (archive, validate, verify), which call the
+    services; deletes go through version_delete."""
 
     form = ModelVersionAdminForm
     fieldsets = [
@@ -146,6 +156,7 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         ),
         ("Metadata", {"fields": list(VERSION_EDITABLE_FIELDS)}),
         ("Safety", {"fields": ["unsafe", "trusted"]}),
+        ("Worker", {"fields": ["pinned"]}),
         ("Stored files", {"fields": ["content_hash", "size_bytes", "signature", "inspection"]}),
     ]
     list_display = [
@@ -156,9 +167,18 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         "production_ready",
         "unsafe",
         "trusted",
+        "pinned",
         "created_at",
     ]
-    list_filter = ["status", "framework", "production_ready", "unsafe", "trusted", "model__task"]
+    list_filter = [
+        "status",
+        "framework",
+        "production_ready",
+        "unsafe",
+        "trusted",
+        "pinned",
+        "model__task",
+    ]
     search_fields = ["model__name", "version", "description", "source_uri"]
     readonly_fields = [
         "model",
@@ -190,12 +210,14 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         changed = [k for k in form.changed_data if form.cleaned_data[k] != getattr(stored, k)]
         fields = {k: form.cleaned_data[k] for k in changed if k in VERSION_EDITABLE_FIELDS}
         trusted = form.cleaned_data["trusted"] if "trusted" in changed else None
-        if fields or trusted is not None:
+        pinned = form.cleaned_data["pinned"] if "pinned" in changed else None
+        if fields or trusted is not None or pinned is not None:
             version_update(
                 version=obj,
                 actor=request.user,
                 fields=fields,
                 trusted=trusted,
+                pinned=pinned,
                 actor_label=_label(request),
             )
 

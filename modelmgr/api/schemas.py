@@ -91,6 +91,9 @@ class VersionOut(Schema):
     production_ready: bool
     unsafe: bool
     trusted: bool
+    pinned: bool = Field(
+        description="kept loaded in the worker even when no slot serves it; never evicted"
+    )
     error: str
     metadata: dict[str, Any]
     created_by: str | None
@@ -139,6 +142,12 @@ class VersionPatch(Schema):
     metadata: dict[str, Any] | None = None
     status: Literal["archived", "available"] | None = Field(
         None, description="'archived' to archive, 'available' to unarchive"
+    )
+    pinned: bool | None = Field(
+        None,
+        description="true: the worker keeps this version loaded even when no slot serves "
+        "it, and never evicts it (only available versions; 409 otherwise); false: it may "
+        "be evicted again",
     )
 
 

@@ -96,7 +96,7 @@ def get_version(request: HttpRequest, name: str, version: str, owner: str | None
     return _version(request, name, version, owner)
 
 
-@router.patch(ONE, response=VersionOut, summary="Change metadata, archive or unarchive")
+@router.patch(ONE, response=VersionOut, summary="Change metadata, archive, unarchive, pin")
 def update_version(
     request: HttpRequest,
     name: str,
@@ -107,11 +107,13 @@ def update_version(
     found = _version(request, name, version, owner)
     changes = payload.dict(exclude_unset=True)
     status = changes.pop("status", None)
+    pinned = bool(changes.pop("pinned")) if "pinned" in changes else None  # null: unpin
     updated = services.version_update(
         version=found,
         actor=request.user,
         fields=changes,
         status=status,
+        pinned=pinned,
         actor_label=request_actor_label(request),
     )
     return _reread(request, updated)

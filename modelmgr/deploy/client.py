@@ -148,8 +148,12 @@ class WorkerClient:
         return self._request("GET", "/ready").status_code == 200
 
     def reconcile(self) -> dict[str, Any]:
-        """Nudge the worker to converge to the database now."""
+        """Ask the worker to converge to the database now; answers once it has."""
         return self.call("POST", "/reconcile")
+
+    def nudge(self, *, timeout: float = 2.0) -> dict[str, Any]:
+        """Ask the worker to converge soon, without waiting for it (202 at once)."""
+        return self.call("POST", "/reconcile?wait=0", timeout=timeout)
 
     def switch_stream(
         self, *, switch_id: str, slots: dict[str, int | None]

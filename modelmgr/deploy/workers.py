@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from django.conf import settings
 
 from modelmgr.deploy.client import worker_client
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import Slot
+
+log = logging.getLogger(__name__)
 
 
 def workers_status() -> list[dict[str, Any]]:
@@ -21,6 +26,25 @@ def workers_status() -> list[dict[str, Any]]:
     except ModelmgrError as exc:
         return [{"url": client.label, "reachable": False, "error": exc.detail, "status": None}]
     return [{"url": client.label, "reachable": True, "error": "", "status": status}]
+
+
+def worker_nudge() -> bool:
+    """Tell the worker the desired state changed (a pin, today), so it reconciles now
+    rather than at its next periodic pass. A nudge, not a command: the database is the
+    truth, so a worker that does not answer is logged and otherwise ignored (it
+    catches up on its periodic reconcile). Never raises; returns whether it was heard.
+    """
+    try:
+        worker_client().nudge()
+    except Exception as exc:  # noqa: BLE001 - runs after commit: the change is made
+        log.warning(
+            "could not nudge the worker at %s to reconcile (its periodic reconcile will "
+            "catch up): %s",
+            settings.MODELMGR_WORKER_URL,
+            exc.detail if isinstance(exc, ModelmgrError) else repr(exc),
+        )
+        return False
+    return True
 
 
 def _desired_rows() -> list[Slot]:

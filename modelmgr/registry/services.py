@@ -22,6 +22,7 @@ from modelmgr.models import (
     VersionStatus,
 )
 from modelmgr.registry.gc import blobs_collect_on_commit
+from modelmgr.registry.pins import pin_after_update, worker_nudge_on_commit
 from modelmgr.registry.snapshots import (
     model_snapshot,
     model_target,
@@ -209,12 +210,23 @@ def version_update(
     fields: dict[str, Any] | None = None,
     status: str | None = None,
     trusted: bool | None = None,
+    pinned: bool | None = None,
     actor_label: str | None = None,
 ) -> ModelVersion:
     """Edit a version's metadata (see registry.validation.VERSION_FIELDS) or (un)archive it.
 
     ``trusted`` lets a pickle-based version be unpickled and deployed; only the admin
     sets it (the API's PATCH cannot), and the audit row shows it before and after.
+
+    ``pinned`` is desired state for the worker (keep the version loaded, never evict
+    it), like a slot's active version:
+
+    1. Pinning a version that may not be loaded (not available; unsafe and not
+       trusted) is refused (409, NotDeployable) and changes nothing.
+    2. An update that makes a pinned version undeployable (archiving it, revoking its
+       trust) clears the pin in the same transaction and audit row.
+    3. After commit, when the pin changed, the worker is nudged to converge now; a
+       worker that does not answer fails nothing: its periodic reconcile catches up.
     """
     cleaned = clean_version_fields(fields or {})
     with transaction.atomic():
@@ -239,10 +251,15 @@ def version_update(
                     else "version.unarchive"
                 )
                 version.status = new_status
+        version.pinned = pin_after_update(version, pinned)
+        if version.pinned != before["pinned"] and action == "version.update":
+            action = "version.pin" if version.pinned else "version.unpin"
         version.save()
         after = version_snapshot(version)
         if trusted is not None:
             after["trusted"] = version.trusted
+        if version.pinned != before["pinned"]:
+            worker_nudge_on_commit()
         audit_record(
             actor=actor,
             actor_label=actor_label,

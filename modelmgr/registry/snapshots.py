@@ -41,6 +41,7 @@ def version_snapshot(version: ModelVersion) -> dict[str, Any]:
         "framework": version.framework,
         "content_hash": version.content_hash,
         "size_bytes": version.size_bytes,
+        "pinned": version.pinned,
     }
     for field in VERSION_EDITABLE_FIELDS:
         picture[field] = getattr(version, field)

@@ -134,6 +134,17 @@ def version_action(request: HtmxHttpRequest, name: str, version: str, action: st
                 actor_label=label,
             )
             message = f"{found.ref} is {'now' if ready else 'no longer'} marked production-ready."
+        elif action in ("pin", "unpin"):
+            pin = action == "pin"
+            services.version_update(
+                version=found, actor=request.user, pinned=pin, actor_label=label
+            )
+            message = (
+                f"{found.ref} is pinned: the worker keeps it loaded even when no slot serves it."
+                if pin
+                else f"{found.ref} is no longer pinned: the worker may unload it when "
+                "it needs the memory."
+            )
         elif action in ("archive", "unarchive"):
             services.version_update(
                 version=found,

@@ -24,6 +24,8 @@ TORCHSCRIPT_SIGNATURE = {
     "inputs": [{"name": "input", "shape": None, "dtype": None}],
     "outputs": [{"name": "output", "shape": None, "dtype": None}],
 }
+# What a reconcile pass reports of the pins when nothing is pinned (inference.pins).
+NO_PINS = {"pinned": [], "unpinned": [], "errors": {}}
 GATE_RUNTIMES = [f"{gate_runtime.FRAMEWORK}={gate_runtime.DOTTED}"]
 
 

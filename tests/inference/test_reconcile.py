@@ -12,7 +12,7 @@ from django.db import connections
 from inference.reconcile import reconcile_plan, reconcile_run
 from inference.switch import switch_apply
 from modelmgr.models import Slot
-from tests.inference.support import eventually, gate_version, make_slot, onnx_version
+from tests.inference.support import NO_PINS, eventually, gate_version, make_slot, onnx_version
 
 PLAN = {
     "switched_at": {},
@@ -116,7 +116,11 @@ def test_database_wins_after_the_grace_when_the_switch_was_never_committed(
     worker.restore()
     worker.switch(switch_id="s", slots={"det": v2.pk})  # the web crashed before committing
     result = worker.reconcile_once()
-    assert result == {"changed": {"det": "clf@1"}, "errors": {}}
+    assert result == {
+        "changed": {"det": "clf@1"},
+        "errors": {},
+        "pins": NO_PINS,
+    }
     assert served(worker) == {"det": "clf@1"}
 
 
@@ -140,7 +144,11 @@ def test_requested_reconcile_overrules_the_grace_of_a_switch_nobody_will_commit(
     worker.restore()
     worker.switch(switch_id="s", slots={"det": v2.pk})  # then the web's commit fails
     result = worker.reconcile_once(force=True)  # POST /reconcile: the web's nudge-back
-    assert result == {"changed": {"det": "clf@1"}, "errors": {}}
+    assert result == {
+        "changed": {"det": "clf@1"},
+        "errors": {},
+        "pins": NO_PINS,
+    }
     assert served(worker) == {"det": "clf@1"}
 
 

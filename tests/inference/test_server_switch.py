@@ -11,6 +11,7 @@ import pytest
 from modelmgr.models import Slot, UsageBucket
 from tests.inference.support import (
     GATE_RUNTIMES,
+    NO_PINS,
     ONNX_SIGNATURE,
     corrupt,
     eventually,
@@ -227,7 +228,11 @@ def test_database_wins_after_the_grace_on_a_nudge(two_versions):
     ):
         worker.wait_ready()
         assert switch(client, {"det": v2.pk})[-1]["ok"]  # never committed
-        assert client.post("/reconcile").json() == {"changed": {"det": "clf@1"}, "errors": {}}
+        assert client.post("/reconcile").json() == {
+            "changed": {"det": "clf@1"},
+            "errors": {},
+            "pins": NO_PINS,
+        }
         Slot.objects.filter(name="det").update(active_version=v2)  # a change made elsewhere
         assert client.post("/reconcile?wait=0").status_code == 202
         eventually(lambda: serving(client) == {"det": "clf@2"}, what="the nudged reconcile")

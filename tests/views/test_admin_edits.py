@@ -134,3 +134,44 @@ def test_tokens_are_revoked_not_made_in_the_admin(staff_client, staff):
     assert ApiToken.objects.get(pk=token.pk).revoked is True
     event = AuditEvent.objects.get(action="token.admin_change")
     assert event.before == {"revoked": False} and event.after == {"revoked": True}
+
+
+def test_pinning_a_version_in_the_admin_is_audited_and_listed(staff_client, v1, closed_port_worker):
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["pinned"] = "on"
+    response = staff_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ModelVersion.objects.get(pk=v1.pk).pinned is True
+    # Saved by registry.services.version_update, like the API's PATCH.
+    event = AuditEvent.objects.get(action="version.pin")
+    assert event.actor_label == "stella (admin)"
+    assert event.before["pinned"] is False and event.after["pinned"] is True
+    listing = staff_client.get("/admin/modelmgr/modelversion/").content.decode()
+    assert "column-pinned" in listing
+    assert staff_client.get("/admin/modelmgr/modelversion/?pinned__exact=1").status_code == 200
+
+
+def test_pinning_an_archived_version_is_refused_on_the_form(staff_client, v1):
+    ModelVersion.objects.filter(pk=v1.pk).update(status="archived")
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["pinned"] = "on"
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "clf@1 cannot be pinned: its status is archived" in response.content.decode()
+    assert ModelVersion.objects.get(pk=v1.pk).pinned is False
+    assert not AuditEvent.objects.filter(action="version.pin").exists()
+
+
+def test_an_unsafe_version_is_pinned_in_the_admin_only_with_trust(staff_client, v1):
+    ModelVersion.objects.filter(pk=v1.pk).update(unsafe=True)
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["pinned"] = "on"
+    response = staff_client.post(url, data)
+    assert "an administrator has not marked trusted" in response.content.decode()
+    data["trusted"] = "on"
+    assert staff_client.post(url, data).status_code == 302
+    stored = ModelVersion.objects.get(pk=v1.pk)
+    assert stored.trusted is True and stored.pinned is True

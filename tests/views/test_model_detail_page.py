@@ -217,3 +217,40 @@ def test_without_javascript_actions_redirect_with_a_message(owner_client, clf):
     assert response.status_code == 302 and response["Location"] == "/models/clf?version=1"
     page = owner_client.get(response["Location"]).content.decode()
     assert "now marked production-ready" in page
+
+
+@pytest.mark.django_db
+def test_pin_and_unpin_through_the_service_with_the_badge_and_button(
+    owner_client, clf, closed_port_worker
+):
+    page = owner_client.get("/models/clf").content.decode()
+    assert 'hx-post="/models/clf/versions/1/pin"' in page and 'id="version-pinned"' not in page
+    html = act(owner_client, clf, "pin")
+    assert "clf@1 is pinned: the worker keeps it loaded" in html
+    assert 'id="version-pinned"' in html and 'hx-post="/models/clf/versions/1/unpin"' in html
+    assert 'title="kept loaded in the worker">pinned</span>' in html  # the versions table
+    clf.refresh_from_db()
+    assert clf.pinned is True
+    event = AuditEvent.objects.get(action="version.pin")
+    assert event.actor_label == "olivia" and event.after["pinned"] is True
+
+    html = act(owner_client, clf, "unpin")
+    assert "clf@1 is no longer pinned" in html and 'id="version-pinned"' not in html
+    clf.refresh_from_db()
+    assert clf.pinned is False and AuditEvent.objects.filter(action="version.unpin").exists()
+
+
+@pytest.mark.django_db
+def test_pinning_an_unsafe_untrusted_version_is_refused_in_red(owner_client, clf):
+    ModelVersion.objects.filter(pk=clf.pk).update(unsafe=True)
+    html = act(owner_client, clf, "pin")
+    assert 'class="msg err"' in html and "an administrator has not marked trusted" in html
+    clf.refresh_from_db()
+    assert clf.pinned is False
+
+
+@pytest.mark.django_db
+def test_an_archived_version_offers_no_pin(owner_client, clf):
+    act(owner_client, clf, "archive")
+    page = owner_client.get("/models/clf?version=1").content.decode()
+    assert "/versions/1/pin" not in page

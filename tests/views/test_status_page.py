@@ -48,3 +48,41 @@ def test_a_running_worker_shows_device_memory_and_loaded_models(
     assert 'data-mem-budget="67108864"' in html and "of 64.0\xa0MB" in html
     assert "<code>clf@1</code>" in html and '<span class="badge ok">classifier</span>' in html
     assert 'id="memory-plot"' in html
+
+
+def test_pinned_models_and_pins_that_could_not_load_are_shown():
+    from django.template.loader import render_to_string
+
+    from modelmgr.views.status import status_context
+
+    model = {
+        "version_id": 3,
+        "ref": "keep@1",
+        "runtime": "onnxruntime",
+        "provider": "CPUExecutionProvider",
+        "memory_bytes": 1024,
+        "load_ms": 1.0,
+        "warmup_ms": 1.0,
+        "loaded_at": None,
+        "last_used": None,
+        "in_flight": 0,
+        "pinned": True,
+        "state": "ready",
+        "slots": [],
+    }
+    status = {
+        "worker_id": "w1",
+        "pid": 1,
+        "ready": True,
+        "device": "cpu",
+        "device_name": "test cpu",
+        "memory": {"kind": "ram", "budget_bytes": 100 << 20, "used_bytes": 1024},
+        "slots": {},
+        "models": [model],
+        "errors": {},
+        "pin_errors": {"7": "big@1 needs 100 MB, 64 MB free of 64 MB budget"},
+    }
+    worker = {"url": "http://w", "reachable": True, "error": "", "status": status}
+    html = render_to_string("status.html#workers", status_context([worker]))
+    assert '<code>keep@1</code> <span class="badge info"' in html and ">pinned</span>" in html
+    assert "<strong>pinned version 7:</strong> big@1 needs 100 MB" in html
