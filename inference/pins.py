@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from inference.entry import READY, short_error
-from inference.runtimes.base import runtime_for
-from inference.versions import desired_pins, version_spec_get
-from modelmgr.exceptions import ModelmgrError, NotDeployable, NotFound
+from inference.versions import desired_pins
+from modelmgr.exceptions import ModelmgrError, NotFound
 
 if TYPE_CHECKING:
     from inference.worker import Worker
@@ -75,20 +74,7 @@ def pins_plan(
 
 def _load_pinned(worker: Worker, version_id: int) -> str:
     """Load (or revive) ``version_id`` and pin it; returns its ref."""
-    spec = version_spec_get(version_id=version_id)
-    problem = spec.deployable_problem()
-    if problem:
-        raise NotDeployable(problem)
-    runtime_for(spec.framework)
-    entry, fresh = worker.pool.load(spec, signature=spec.signature_for(None), pin=True)
-    if fresh:
-        log.info(
-            "loaded pinned %s in %.1f ms (warm-up %.1f ms)",
-            entry.ref,
-            entry.load_ms,
-            entry.warmup_ms,
-        )
-    return entry.ref
+    return worker.load_entry(version_id=version_id, pin=True).ref
 
 
 def pins_run(worker: Worker, *, force: bool = False) -> dict:

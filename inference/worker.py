@@ -176,12 +176,18 @@ class Worker:
         """Load a version outside any slot (tests, tools). ``pin`` pins it until the next
         reconcile pass, which makes the pool's pins what the database says."""
         with self.control_lock:
-            spec = version_spec_get(version_id=version_id)
-            problem = spec.deployable_problem()
-            if problem:
-                raise NotDeployable(problem)
-            runtime_for(spec.framework)
-            entry, fresh = self.pool.load(spec, signature=spec.signature_for(None), pin=pin)
+            entry = self.load_entry(version_id=version_id, pin=pin)
+        return self.describe(entry)
+
+    def load_entry(self, *, version_id: int, pin: bool) -> PoolEntry:
+        """Load (or reuse) a deployable version in the pool; the caller holds the
+        control lock."""
+        spec = version_spec_get(version_id=version_id)
+        problem = spec.deployable_problem()
+        if problem:
+            raise NotDeployable(problem)
+        runtime_for(spec.framework)
+        entry, fresh = self.pool.load(spec, signature=spec.signature_for(None), pin=pin)
         if fresh:
             log.info(
                 "loaded %s in %.1f ms (warm-up %.1f ms)%s",
@@ -190,7 +196,7 @@ class Worker:
                 entry.warmup_ms,
                 " pinned" if pin else "",
             )
-        return self.describe(entry)
+        return entry
 
     def unload(self, *, version_id: int) -> dict:
         with self.control_lock:
