@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,10 @@ from modelmgr.exceptions import ModelmgrError, NotFound, WorkerUnavailable
 from modelmgr.models import AuditEvent, ModelVersion, Slot
 
 log = logging.getLogger(__name__)
+
+# Called with every progress event of one switch, as the ``events`` group gets it (less
+# the Channels ``type``), from the thread running the switch (modelmgr.api.switch streams).
+SwitchListener = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -64,6 +69,7 @@ class _Run:
     actor_label: str | None
     action: str
     started: float
+    listener: SwitchListener | None = None
 
     @property
     def names(self) -> list[str]:
@@ -95,22 +101,35 @@ class _Run:
         except DatabaseError as exc:
             log.warning("switch %s: could not audit its failure: %s", self.switch_id, exc)
         event = event or {"event": "result", "ok": False}
-        switch_progress_publish(switch_id=self.switch_id, event={**event, "errors": errors})
+        self.publish({**event, "errors": errors})
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """The one place a switch emits progress: to the browsers, and to this call's
+        listener; neither can fail the switch."""
+        switch_progress_publish(switch_id=self.switch_id, event=event)
+        if self.listener is None:
+            return
+        try:
+            self.listener(
+                {**{k: v for k, v in event.items() if k != "type"}, "switch_id": self.switch_id}
+            )
+        except Exception:  # noqa: BLE001 - a watcher must never break the switch
+            log.warning("switch %s: its listener failed", self.switch_id, exc_info=True)
 
 
-def _run_worker(*, switch_id: str, steps: list[Step]) -> dict[str, Any]:
+def _run_worker(run: _Run) -> dict[str, Any]:
     """Stream the worker's /switch; relay every event but the result, which is returned.
 
     The result event is published by the caller after the commit, so a browser that
     re-reads the slots when it sees it finds the new state.
     """
     result: dict[str, Any] | None = None
-    slots = {step.slot.name: (step.target.pk if step.target else None) for step in steps}
-    for event in worker_client().switch_stream(switch_id=switch_id, slots=slots):
+    slots = {step.slot.name: (step.target.pk if step.target else None) for step in run.steps}
+    for event in worker_client().switch_stream(switch_id=run.switch_id, slots=slots):
         if event.get("event") == "result":
             result = event
             continue
-        switch_progress_publish(switch_id=switch_id, event=event)
+        run.publish(event)
     if result is None:
         raise WorkerUnavailable(
             f"the inference worker at {worker_client().label} stopped answering mid-switch "
@@ -160,7 +179,12 @@ def _nudge_back(switch_id: str) -> str:
 
 
 def _switch(
-    *, targets: dict[str, Target], actor, actor_label: str | None, action: str
+    *,
+    targets: dict[str, Target],
+    actor,
+    actor_label: str | None,
+    action: str,
+    listener: SwitchListener | None = None,
 ) -> SwitchResult:
     started = time.perf_counter()
     switch_id = uuid.uuid4().hex[:12]
@@ -179,9 +203,9 @@ def _switch(
         if not changing:
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
             return result
-        run = _Run(switch_id, changing, actor, actor_label, action, started)
+        run = _Run(switch_id, changing, actor, actor_label, action, started, listener)
         try:
-            outcome = _run_worker(switch_id=switch_id, steps=changing)
+            outcome = _run_worker(run)
         except WorkerRefused as exc:
             outcome = {"ok": False, "errors": dict.fromkeys(run.names, exc.detail)}
             outcome["status"] = exc.status
@@ -221,12 +245,16 @@ def _switch(
             if report is not None and isinstance(done, dict):
                 report.load_ms = float(done.get("load_ms") or 0.0)
                 report.warmup_ms = float(done.get("warmup_ms") or 0.0)
-        switch_progress_publish(switch_id=switch_id, event=outcome)
+        run.publish(outcome)
         return result
 
 
 def slots_switch(
-    *, assignments: dict[str, str | None], actor, actor_label: str | None = None
+    *,
+    assignments: dict[str, str | None],
+    actor,
+    actor_label: str | None = None,
+    listener: SwitchListener | None = None,
 ) -> SwitchResult:
     """Make each slot serve its assigned version, all or nothing.
 
@@ -257,12 +285,17 @@ def slots_switch(
     request, commit included.
 
     ``None`` as a ref stops the slot serving anything.
+
+    ``listener``, if given, is called with every event published in steps 3-5, in order,
+    from this thread (the API streams them to its caller). Nothing is published before
+    the worker is asked, so a refusal in steps 1-2 raises before the first call.
     """
     return _switch(
         targets=dict(assignments) if isinstance(assignments, dict) else assignments,
         actor=actor,
         actor_label=actor_label,
         action="slot.switch",
+        listener=listener,
     )
 
 
