@@ -1,36 +1,23 @@
 """/switch: make several slots serve new versions at once, all or nothing.
 
 A caller that asks for ``application/x-ndjson`` (or ``?stream=true``) watches the switch
-as ``ollama pull`` shows a download: one JSON line per progress event, then ``done``.
+as ``ollama pull`` shows a download (modelmgr.api.switch_stream).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-import threading
-from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
 
-from django.core.handlers.asgi import ASGIRequest
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connections
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field
 
 from modelmgr.api.auth import request_actor_label
+from modelmgr.api.switch_stream import NDJSON, switch_streamed
 from modelmgr.deploy.errors import SlotErrors
-from modelmgr.deploy.switch import SwitchResult, slots_switch
-from modelmgr.exceptions import ModelmgrError
+from modelmgr.deploy.switch import slots_switch
 
-log = logging.getLogger(__name__)
 router = Router(tags=["slots"])
-NDJSON = "application/x-ndjson"
 
 
 class SlotSwitchOut(Schema):
@@ -170,7 +157,13 @@ def switch(request: HttpRequest):
     """
     assignments = _assignments(request)
     if _wants_stream(request):
-        return _switch_streamed(request, assignments)
+        return switch_streamed(
+            request,
+            assignments,
+            done_body=lambda result: SwitchOut.model_validate(result.as_dict()).model_dump(
+                mode="json"
+            ),
+        )
     result = slots_switch(
         assignments=assignments,
         actor=request.user,
@@ -187,130 +180,3 @@ def _wants_stream(request: HttpRequest) -> bool:
         return False
     # */* (curl's default) prefers the first: streams only when asked for by name.
     return request.get_preferred_type(["application/json", NDJSON]) == NDJSON
-
-
-@dataclass
-class _Outcome:
-    """How the switch ended: the feed's last item."""
-
-    result: SwitchResult | None = None
-    error: BaseException | None = None
-
-
-class _Feed:
-    """The events of one switch, in order, from its thread to one response; _Outcome last.
-
-    Read by a sync generator (WSGI, the test client) or, under ASGI, by an async one
-    that awaits on the event loop and never blocks it.
-    """
-
-    def __init__(self) -> None:
-        self._items: deque[dict[str, Any] | _Outcome] = deque()
-        self._ready = threading.Condition()
-        self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-
-    def put(self, item: dict[str, Any] | _Outcome) -> None:
-        with self._ready:
-            self._items.append(item)
-            self._ready.notify_all()
-            wake, self._wake = self._wake, None
-        if wake is not None:
-            loop, event = wake
-            with contextlib.suppress(RuntimeError):  # the reader's loop has closed
-                loop.call_soon_threadsafe(event.set)
-
-    def get(self) -> dict[str, Any] | _Outcome:
-        with self._ready:
-            self._ready.wait_for(lambda: self._items)
-            return self._items.popleft()
-
-    async def aget(self) -> dict[str, Any] | _Outcome:
-        while True:
-            with self._ready:  # held by put() for microseconds only
-                if self._items:
-                    return self._items.popleft()
-                event = asyncio.Event()
-                self._wake = (asyncio.get_running_loop(), event)
-            await event.wait()
-
-
-def _switch_streamed(request: HttpRequest, assignments: dict[str, str | None]):
-    """Run the switch in a thread of its own (not the response's: a client that goes
-    away stops reading, never the switch) and answer with its events as they come.
-
-    The service publishes nothing before it asks the worker, so an error that arrives
-    before the first event is a refusal: raised here, it gets the plain JSON answer.
-    """
-    feed = _Feed()
-    actor, actor_label = request.user, request_actor_label(request)
-
-    def run() -> None:
-        close_old_connections()
-        outcome = _Outcome(error=RuntimeError("the switch thread stopped"))
-        try:
-            outcome = _Outcome(
-                result=slots_switch(
-                    assignments=assignments,
-                    actor=actor,
-                    actor_label=actor_label,
-                    listener=feed.put,
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure ends the stream
-            outcome = _Outcome(error=exc)
-        finally:
-            connections.close_all()
-            feed.put(outcome)
-
-    threading.Thread(target=run, name="switch-stream", daemon=True).start()
-    first = feed.get()
-    if isinstance(first, _Outcome) and first.error is not None:
-        raise first.error
-    lines = _lines_async(feed, first) if isinstance(request, ASGIRequest) else _lines(feed, first)
-    response = StreamingHttpResponse(lines, content_type=NDJSON)
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # a proxy must pass each line on as it comes
-    return response
-
-
-def _lines(feed: _Feed, item: dict[str, Any] | _Outcome) -> Iterator[bytes]:
-    switch_id = None
-    while not isinstance(item, _Outcome):
-        switch_id = item.get("switch_id", switch_id)
-        yield _line(item)
-        item = feed.get()
-    yield _line(_done(item, switch_id))
-
-
-async def _lines_async(feed: _Feed, item: dict[str, Any] | _Outcome) -> AsyncIterator[bytes]:
-    switch_id = None
-    while not isinstance(item, _Outcome):
-        switch_id = item.get("switch_id", switch_id)
-        yield _line(item)
-        item = await feed.aget()
-    yield _line(_done(item, switch_id))
-
-
-def _line(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, cls=DjangoJSONEncoder, separators=(",", ":")).encode() + b"\n"
-
-
-def _done(outcome: _Outcome, switch_id: str | None) -> dict[str, Any]:
-    """The last line: the plain call's 200 body, or its error body with its status."""
-    if outcome.result is not None:
-        body = SwitchOut.model_validate(outcome.result.as_dict()).model_dump(mode="json")
-        return {"event": "done", **body}
-    error = outcome.error
-    if isinstance(error, ModelmgrError):
-        status, detail = error.status, error.detail
-    else:
-        log.error("switch %s failed", switch_id or "-", exc_info=error)
-        status, detail = 500, "the switch failed on an internal error (see the server log)"
-    return {
-        "event": "done",
-        "switch_id": switch_id,
-        "ok": False,
-        "status": status,
-        "detail": detail,
-        "slots": dict(getattr(error, "slots", None) or {}),
-    }
