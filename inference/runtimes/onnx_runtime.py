@@ -6,6 +6,7 @@ CUDA without a GPU); the provider a session really uses is ``session.get_provide
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ def _ort():
     if not _configured:
         # Without CUDA libraries it prints native errors at each session creation.
         ort.set_default_logger_severity(4)
+        gc.freeze()  # the runtime's module objects are permanent (see modelmgr/asgi.py)
         _configured = True
     return ort
 

@@ -32,6 +32,7 @@ def _torch():
             )
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
             torch.set_num_threads(intra_op_threads())
+            gc.freeze()  # torch's module objects are permanent (see modelmgr/asgi.py)
             _configured = True
     return torch
 

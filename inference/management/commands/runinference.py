@@ -8,6 +8,7 @@ unloaded, and the process exits 0 (a second SIGINT forces the exit).
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 
@@ -54,6 +55,9 @@ class Command(BaseCommand):
         self.server, sockets = build_server(self.app, host=host, port=port, socket_path=socket_path)
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
+        # What is loaded by now lives as long as the process: keep the collector's full
+        # passes from walking it while requests wait (see modelmgr/asgi.py).
+        gc.freeze()
         self.worker.start()
         where = [f"http://{host}:{port}"] if port is not None else []
         where += [f"unix:{socket_path}"] if socket_path else []
