@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 
-from modelmgr.admin.base import AuditedAdmin
+from modelmgr.admin.base import AuditedAdmin, ViewOnlyAdmin
 from modelmgr.models import ApiToken, AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     list_display = [
         "created_at",
         "actor_label",
@@ -28,16 +28,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     def outcome_badge(self, obj: AuditEvent):
         colour = "#1a7f37" if obj.outcome == AuditEvent.Outcome.OK else "#cf222e"
         return format_html('<b style="color:{}">{}</b>', colour, obj.outcome)
-
-    # Append-only: nobody adds, edits or deletes audit rows through the admin.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ApiToken)

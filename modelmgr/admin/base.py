@@ -155,3 +155,29 @@ def _report(
         modeladmin.message_user(request, f"{ok}: " + "; ".join(done), messages.SUCCESS)
     if failed:
         modeladmin.message_user(request, f"{refused}: " + "; ".join(failed), messages.ERROR)
+
+
+def _apply_each(modeladmin, request, items, act, *, ok: str, refused: str, name=None) -> None:
+    """Run ``act(item)`` (a service call that returns the line to report) for each item;
+    a refusal (ModelmgrError) is reported per item, after ``name(item)`` when given, and
+    does not stop the others."""
+    done, failed = [], []
+    for item in items:
+        try:
+            done.append(act(item))
+        except ModelmgrError as exc:
+            failed.append(f"{name(item)}: {exc.detail}" if name else exc.detail)
+    _report(modeladmin, request, done, failed, ok=ok, refused=refused)
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Rows nobody adds, edits or deletes through the admin: they are only looked at."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

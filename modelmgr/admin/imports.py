@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from modelmgr.admin.base import _label, _report
-from modelmgr.exceptions import ModelmgrError
+from modelmgr.admin.base import _apply_each, _label
 from modelmgr.models import DownloadJob
 
 
@@ -37,28 +36,22 @@ class DownloadJobAdmin(admin.ModelAdmin):
 def cancel_imports(modeladmin, request, queryset):
     from modelmgr.imports.services import import_cancel
 
-    done, failed = [], []
-    for job in queryset:
-        try:
-            import_cancel(job=job, actor=request.user, actor_label=_label(request))
-            done.append(f"import {job.pk}")
-        except ModelmgrError as exc:
-            failed.append(exc.detail)
-    _report(modeladmin, request, done, failed, ok="Cancelled", refused="Not cancelled")
+    def cancel(job):
+        import_cancel(job=job, actor=request.user, actor_label=_label(request))
+        return f"import {job.pk}"
+
+    _apply_each(modeladmin, request, queryset, cancel, ok="Cancelled", refused="Not cancelled")
 
 
 @admin.action(description="Retry (failed or cancelled imports; resumes partial files)")
 def retry_imports(modeladmin, request, queryset):
     from modelmgr.imports.services import import_retry
 
-    done, failed = [], []
-    for job in queryset:
-        try:
-            import_retry(job=job, actor=request.user, actor_label=_label(request))
-            done.append(f"import {job.pk}")
-        except ModelmgrError as exc:
-            failed.append(exc.detail)
-    _report(modeladmin, request, done, failed, ok="Queued again", refused="Not retried")
+    def retry(job):
+        import_retry(job=job, actor=request.user, actor_label=_label(request))
+        return f"import {job.pk}"
+
+    _apply_each(modeladmin, request, queryset, retry, ok="Queued again", refused="Not retried")
 
 
 DownloadJobAdmin.actions = [cancel_imports, retry_imports]

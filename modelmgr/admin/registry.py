@@ -7,7 +7,7 @@ import copy
 from django import forms
 from django.contrib import admin
 
-from modelmgr.admin.base import ServiceDeleteAdmin, _label
+from modelmgr.admin.base import ServiceDeleteAdmin, ViewOnlyAdmin, _label
 from modelmgr.admin.version_actions import (
     activate_in_slot,
     archive_versions,
@@ -232,21 +232,10 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
 
 
 @admin.register(ArtifactFile)
-class ArtifactFileAdmin(admin.ModelAdmin):
+class ArtifactFileAdmin(ViewOnlyAdmin):
     list_display = ["path", "version", "size", "sha256", "is_primary"]
     list_filter = ["is_primary", "content_type"]
     search_fields = ["path", "sha256", "version__model__name"]
-
-    # Files come and go with their version: uploads add them, version deletes remove
-    # them (and collect their bytes). Here they are only looked at.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 ModelVersionAdmin.actions = [activate_in_slot, validate_versions, verify_hashes, archive_versions]

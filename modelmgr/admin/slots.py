@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from modelmgr.admin.base import _label, _report
+from modelmgr.admin.base import _apply_each, _label
 from modelmgr.deploy.contract import clean_contract, version_fits_slot
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import Slot
@@ -98,16 +98,20 @@ class SlotAdmin(admin.ModelAdmin):
 def rollback_slots(modeladmin, request, queryset):
     from modelmgr.deploy.services import slot_rollback
 
-    done, failed = [], []
-    for slot in queryset:
-        try:
-            slot_rollback(slot_name=slot.name, actor=request.user, actor_label=_label(request))
-            slot.refresh_from_db()
-            active = slot.active_version.ref if slot.active_version else "nothing"
-            done.append(f"{slot.name} → {active}")
-        except ModelmgrError as exc:
-            failed.append(f"{slot.name}: {exc.detail}")
-    _report(modeladmin, request, done, failed, ok="Rolled back", refused="Not rolled back")
+    def rollback(slot):
+        slot_rollback(slot_name=slot.name, actor=request.user, actor_label=_label(request))
+        slot.refresh_from_db()
+        return f"{slot.name} → {slot.active_version.ref if slot.active_version else 'nothing'}"
+
+    _apply_each(
+        modeladmin,
+        request,
+        queryset,
+        rollback,
+        ok="Rolled back",
+        refused="Not rolled back",
+        name=lambda slot: slot.name,
+    )
 
 
 SlotAdmin.actions = [rollback_slots]

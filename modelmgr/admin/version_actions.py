@@ -10,7 +10,7 @@ import logging
 
 from django.contrib import admin
 
-from modelmgr.admin.base import _label, _report
+from modelmgr.admin.base import _apply_each, _label, _report
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import Slot
 
@@ -93,13 +93,18 @@ def _why(exc: OSError) -> str:
 def archive_versions(modeladmin, request, queryset):
     from modelmgr.registry.services import version_update
 
-    done, failed = [], []
-    for version in queryset.select_related("model__owner"):
-        try:
-            version_update(
-                version=version, actor=request.user, status="archived", actor_label=_label(request)
-            )
-            done.append(version.ref)
-        except ModelmgrError as exc:
-            failed.append(f"{version.ref}: {exc.detail}")
-    _report(modeladmin, request, done, failed, ok="Archived", refused="Not archived")
+    def archive(version):
+        version_update(
+            version=version, actor=request.user, status="archived", actor_label=_label(request)
+        )
+        return version.ref
+
+    _apply_each(
+        modeladmin,
+        request,
+        queryset.select_related("model__owner"),
+        archive,
+        ok="Archived",
+        refused="Not archived",
+        name=lambda version: version.ref,
+    )
