@@ -34,7 +34,9 @@ class MakeRun:
 
     def __init__(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="modelmgr-run-"))
-        self.web_port, self.worker_port = free_port(), free_port()
+        # The worker's port is not given: runall derives it from the web port (+1).
+        self.web_port = free_port()
+        self.worker_port = self.web_port + 1
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -45,7 +47,6 @@ class MakeRun:
             {
                 "DJANGO_SETTINGS_MODULE": "modelmgr.settings",
                 "MODELMGR_VAR_DIR": str(self.tmp / "var"),
-                "MODELMGR_WORKER_URL": f"http://127.0.0.1:{self.worker_port}",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -172,3 +173,76 @@ def test_the_worker_serves_the_slots_bootstrap_assigned(make_run):
         "policy": "walk-policy@1",
         "classifier": "tiny-classifier@1",
     }, json.dumps(status)[:2000]
+
+
+def _hold_port(port: int) -> subprocess.Popen:
+    """Another program listening on `port` (a second modelmgr, say)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys, time\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+            "print('listening', flush=True); time.sleep(120)",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "listening"
+    return holder
+
+
+def _runall(port: int, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "runall", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _plain_env(tmp_path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH")
+        and not key.startswith("MODELMGR_")
+    }
+    env.update({"DJANGO_SETTINGS_MODULE": "modelmgr.settings", "MODELMGR_VAR_DIR": str(tmp_path)})
+    return env
+
+
+def test_a_taken_web_port_is_named_in_one_line_and_nothing_starts(tmp_path):
+    port = free_port()
+    holder = _hold_port(port)
+    try:
+        done = _runall(port, _plain_env(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use (wanted by the web process)" in (
+        done.stderr
+    )
+    assert "modelmgr is starting" not in done.stdout
+
+
+def test_the_worker_port_follows_the_web_port(tmp_path):
+    """`make run PORT=N` moves the worker to N+1: with N+1 taken, runall says so (it
+    would otherwise have bound the fixed 8001 and crashed later)."""
+    port = free_port()
+    holder = _hold_port(port + 1)
+    try:
+        done = _runall(port, _plain_env(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"port {port + 1} on 127.0.0.1 is already in use (wanted by the worker process)" in (
+        done.stderr
+    )

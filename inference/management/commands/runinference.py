@@ -52,7 +52,14 @@ class Command(BaseCommand):
             raise SystemExit("--no-tcp needs --socket (or MODELMGR_WORKER_SOCKET)")
         host = host or settings.MODELMGR_WORKER_HOST
         port = None if no_tcp else (settings.MODELMGR_WORKER_PORT if port is None else port)
-        self.server, sockets = build_server(self.app, host=host, port=port, socket_path=socket_path)
+        try:
+            self.server, sockets = build_server(
+                self.app, host=host, port=port, socket_path=socket_path
+            )
+        except OSError as exc:
+            # A taken port is an operator's problem to fix, not a crash: one line, no trace.
+            where = f"{host}:{port}" if port is not None else socket_path
+            raise CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         # What is loaded by now lives as long as the process: keep the collector's full

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from modelmgr.ports import Listener, first_taken, worker_listener, worker_url_for
 
 
 class Command(BaseCommand):
@@ -22,8 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="start only the web process")
 
     def handle(self, *args, host: str, port: int, no_worker: bool, **options):
-        worker_url = getattr(settings, "MODELMGR_WORKER_URL", "http://127.0.0.1:8001")
-        worker = urlsplit(worker_url)
+        worker_url = worker_url_for(port)
+        worker = worker_listener(worker_url)
+        listeners = [Listener("web", host, port)] + ([] if no_worker else [worker])
+        taken = first_taken(listeners)
+        if taken:
+            # One clear line and a distinct status, not an OSError traceback from a child.
+            self.stderr.write(f"modelmgr cannot start: {taken}")
+            sys.exit(2)
+        env = {**os.environ, "MODELMGR_WORKER_URL": worker_url}
         python = sys.executable
         commands = {
             "web": [
@@ -43,13 +50,11 @@ class Command(BaseCommand):
                 "manage.py",
                 "runinference",
                 "--host",
-                worker.hostname or "127.0.0.1",
+                worker.host,
                 "--port",
-                str(worker.port or 8001),
+                str(worker.port),
             ]
-        processes = {
-            name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()
-        }
+        processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         self.stdout.write(
             self.style.SUCCESS(
                 f"modelmgr is starting: http://{host}:{port}/settings  (API docs: /api/v1/docs, "
