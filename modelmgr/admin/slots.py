@@ -53,12 +53,13 @@ class SlotAdmin(admin.ModelAdmin):
         "task",
         "active_version",
         "previous_version",
-        "canary_version",
         "updated_at",
     ]
     list_filter = ["task"]
     search_fields = ["name", "description"]
-    serving_fields = ["active_version", "previous_version", "canary_version", "canary_share"]
+    # Canary serving is not built yet (the columns wait for it): the admin shows no field
+    # or column for a feature that does nothing.
+    serving_fields = ["active_version", "previous_version"]
 
     def get_readonly_fields(self, request, obj=None):
         # A rename would leave the worker routing the old name.

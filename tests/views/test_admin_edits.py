@@ -175,3 +175,12 @@ def test_an_unsafe_version_is_pinned_in_the_admin_only_with_trust(staff_client, 
     assert staff_client.post(url, data).status_code == 302
     stored = ModelVersion.objects.get(pk=v1.pk)
     assert stored.trusted is True and stored.pinned is True
+
+
+def test_the_slot_list_and_form_show_nothing_of_canaries_which_do_not_exist_yet(staff_client, v1):
+    slot = serving_slot("classifier", v1)
+    listing = staff_client.get("/admin/modelmgr/slot/").content.decode()
+    assert "clf@1" in listing
+    assert "anary" not in listing
+    change = staff_client.get(f"/admin/modelmgr/slot/{slot.pk}/change/").content.decode()
+    assert "anary" not in change

@@ -75,3 +75,10 @@ def test_logout_needs_a_post_and_ends_the_session(owner_client):
     response = owner_client.post("/logout/")
     assert response.status_code == 302
     assert owner_client.get("/models").status_code == 302
+
+
+def test_favicon_is_served_to_anyone(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
