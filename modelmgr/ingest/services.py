@@ -9,13 +9,13 @@ failure at any step leaves no rows, no blobs and no staged files behind.
 from __future__ import annotations
 
 import logging
-import mimetypes
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from modelmgr.audit import audit_record
 from modelmgr.exceptions import BadPath, IngestRejected, IntegrityFailure, NotFound, VersionConflict
+from modelmgr.ingest.content_types import content_type_for
 from modelmgr.ingest.detect import detect_version
 from modelmgr.ingest.fields import clean_version_fields
 from modelmgr.ingest.incoming import IncomingFile, discard_incoming
@@ -131,7 +131,7 @@ def _version_create(
                         path=f.path,
                         size=f.staged.size,
                         sha256=f.staged.sha256,
-                        content_type=_content_type(f.path),
+                        content_type=content_type_for(f.path),
                         is_primary=f.path == detection.primary_path,
                     )
                     for f in files
@@ -198,11 +198,6 @@ def _next_version(model: RegisteredModel) -> str:
         if v.isascii() and v.isdigit()
     ]
     return str(max(numbers, default=0) + 1)
-
-
-def _content_type(path: str) -> str:
-    guessed, _ = mimetypes.guess_type(path, strict=False)
-    return (guessed or "application/octet-stream")[:128]
 
 
 def _audit_after(version: ModelVersion, primary: str, files: list[IncomingFile]) -> dict:

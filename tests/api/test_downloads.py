@@ -181,3 +181,33 @@ async def test_asgi_downloads_stream_chunk_by_chunk_without_buffering(
     # The views ran in asgiref's sync thread; its (persistent) connection would keep
     # PostgreSQL from dropping the test database.
     await sync_to_async(connections.close_all)()
+
+
+def test_model_files_get_content_types_from_our_table_not_the_systems(api, model_files, tmp_path):
+    """Debian's MIME database calls `.pt` a SNES page table; a model file is opaque bytes."""
+    folder = tmp_path / "policy"
+    model_files.torchscript(folder / "policy.pt")
+    (folder / "config.json").write_text("{}")
+    assert upload(api, "walker", zip_of_folder(folder, tmp_path / "p.zip")).status_code == 201
+    base = "/api/v1/models/walker/versions/1/files"
+    assert api.get(f"{base}/policy.pt")["Content-Type"] == "application/octet-stream"
+    assert api.get(f"{base}/config.json")["Content-Type"] == "application/json"
+
+
+def test_the_migration_retypes_rows_stored_with_the_systems_guess(api, onnx_bytes):
+    import importlib
+
+    from django.apps import apps
+
+    from modelmgr.models import ArtifactFile
+
+    ArtifactFile.objects.update(content_type="application/vnd.snesdev-page-table")
+    migration = importlib.import_module("modelmgr.migrations.0005_h4_content_types")
+    migration.retype(apps, None)
+    assert set(ArtifactFile.objects.values_list("content_type", flat=True)) == {
+        "application/octet-stream"
+    }
+
+
+def zip_of_folder(folder, dest):
+    return zip_of({p.name: p.read_bytes() for p in folder.iterdir()}, dest)
