@@ -75,3 +75,42 @@ def test_demo_slots_serve_predictions_and_switch(settings, client):
         after = predict(client, "detector", images)
         assert after.json()["model"] == "tiny-detector@1.1"
         assert np.asarray(after.json()["outputs"]["boxes"]).shape == (1, 4)
+
+
+def _upload_onnx(client, name: str, task: str, path) -> None:
+    with path.open("rb") as fh:
+        response = client.post(
+            f"/api/v1/models/{name}/versions", {"file": fh, "version": "1", "task": task}
+        )
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("slot", "task", "expected_input"),
+    [
+        ("detector", "detector", {"name": "images", "shape": ["batch", 3, 64, 64]}),
+        ("classifier", "classifier", {"name": "features", "shape": ["batch", 16]}),
+    ],
+)
+def test_demo_slots_refuse_a_model_with_another_input(
+    settings, client, model_files, tmp_path, slot, task, expected_input
+):
+    """Without a contract the demo slots took any model of their task, and robots broke."""
+    _bootstrap(settings)
+    contract = Slot.objects.get(name=slot).contract
+    assert {k: contract["inputs"][0][k] for k in ("name", "shape")} == expected_input
+    admin = get_user_model().objects.get(username="admin")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {make_token(admin)}"
+    _upload_onnx(client, "misfit", task, model_files.onnx(tmp_path / "misfit.onnx"))
+    refused = switch(client, {slot: "misfit@1"})
+    assert refused.status_code == 409, refused.content
+    assert f"misfit@1 does not fit slot {slot}" in refused.json()["detail"]
+    assert Slot.objects.get(name=slot).active_version.model.name != "misfit"
+
+
+def test_bootstrap_gives_demo_slots_made_before_contracts_one(settings):
+    _bootstrap(settings)
+    Slot.objects.filter(name__in=["detector", "classifier"]).update(contract={})
+    _bootstrap(settings)
+    assert Slot.objects.get(name="classifier").contract["inputs"][0]["name"] == "features"
+    assert AuditEvent.objects.filter(action="slot.update", target="detector").exists()

@@ -28,6 +28,7 @@ class Command(BaseCommand):
         admin = self._ensure_admin()
         if not no_demo and admin is not None:
             self._ensure_demo_models(admin)
+            self._ensure_demo_contracts(admin)
 
     def _ensure_admin(self):
         User = get_user_model()
@@ -77,12 +78,37 @@ class Command(BaseCommand):
                     source_uri="modelmgr-demo",
                 )
                 if slot_name:
-                    self._assign_slot(slot_name, task, created, admin, inputs)
+                    self._assign_slot(slot_name, task, created, admin)
                 self.stdout.write(f"  registered {created.ref}")
 
-    def _assign_slot(self, slot_name, task, version, admin, inputs) -> None:
+    def _ensure_demo_contracts(self, admin) -> None:
+        """Demo slots assigned before contracts were bootstrapped get theirs now: a slot
+        without one takes any model, and a wrong input breaks the robots calling it."""
+        demo_slots = Slot.objects.filter(contract={}, active_version__isnull=False)
+        for slot in demo_slots.select_related("active_version__model"):
+            version = slot.active_version
+            if not (isinstance(version.metadata, dict) and version.metadata.get("demo")):
+                continue
+            contract = _contract_of(version)
+            if not contract:
+                continue
+            with transaction.atomic():
+                Slot.objects.filter(pk=slot.pk).update(contract=contract)
+                audit_record(
+                    actor=admin,
+                    action="slot.update",
+                    target_type="slot",
+                    target=slot.name,
+                    before={"contract": {}},
+                    after={"contract": contract},
+                )
+            self.stdout.write(f"  slot {slot.name}: contract from {version.ref}")
+
+    def _assign_slot(self, slot_name, task, version, admin) -> None:
         with transaction.atomic():
-            contract = {"inputs": inputs} if inputs else {}
+            # The slot's contract is what its demo version takes and gives (the declared
+            # inputs fill what TorchScript's file does not record).
+            contract = _contract_of(version)
             slot, _ = Slot.objects.get_or_create(
                 name=slot_name, defaults={"task": task, "contract": contract}
             )
@@ -96,3 +122,21 @@ class Command(BaseCommand):
                 before=None,
                 after={"active": version.ref},
             )
+
+
+def _contract_of(version) -> dict:
+    """A contract from a version's signature: each input and output's name, shape, dtype."""
+    from modelmgr.deploy.contract import clean_contract, effective_signature
+
+    signature = effective_signature(version)
+    return clean_contract(
+        {
+            side: [
+                {key: item.get(key) for key in ("name", "shape", "dtype")}
+                for item in signature.get(side) or []
+                if item.get("name")
+            ]
+            for side in ("inputs", "outputs")
+            if signature.get(side)
+        }
+    )
