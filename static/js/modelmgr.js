@@ -26,17 +26,48 @@
     if (evt.target.classList && evt.target.classList.contains("toast")) evt.target.remove();
   });
 
-  /* a pushed row for something the page does not show yet (a new import, a new audit
-     event): elements with data-prepend-to go to the top of that container instead */
-  document.addEventListener("htmx:oobErrorNoTarget", function (evt) {
-    var content = evt.detail.content;
-    var where = content && content.dataset && content.dataset.prependTo;
+  /* The socket pushes every page the same fragments (a slot card, a worker panel, an
+     audit row), each swapped out of band by id. A page shows only some of them, and htmx
+     reports each fragment without a target as an error (htmx:oobErrorNoTarget) in the
+     console. This extension, on the element with ws-connect, sorts a message before htmx
+     swaps it: fragments whose target is on the page go through; a row for something the
+     page lists but does not show yet (a new import, a new audit event: data-prepend-to)
+     goes to the top of that list; the rest is dropped quietly. */
+  function oobSelector(el) {
+    var oob = el.getAttribute("hx-swap-oob") || el.getAttribute("data-hx-swap-oob") || "true";
+    var colon = oob.indexOf(":");
+    if (colon > 0) return oob.substring(colon + 1);
+    return el.id ? "#" + CSS.escape(el.id) : null;
+  }
+  function prependRow(el) {
+    var where = el.dataset && el.dataset.prependTo;
     var container = where && document.querySelector(where);
     if (!container) return;
+    el.removeAttribute("hx-swap-oob");
     container.querySelectorAll("[data-empty]").forEach(function (e) { e.remove(); });
-    container.prepend(content);
-    if (window.htmx) window.htmx.process(content);
-  });
+    container.prepend(el);
+    if (window.htmx) window.htmx.process(el);
+  }
+  function defineLiveExtension() {
+    window.htmx.defineExtension("modelmgr-live", {
+      transformResponse: function (text, xhr) {
+        if (xhr) return text; // ordinary responses are the page's own: left alone
+        var template = document.createElement("template");
+        template.innerHTML = text;
+        Array.from(template.content.children).forEach(function (el) {
+          var selector = oobSelector(el);
+          var present = false;
+          try { present = !!(selector && document.querySelector(selector)); } catch (e) { present = false; }
+          if (present) return;
+          el.remove();
+          prependRow(el);
+        });
+        return template.innerHTML;
+      }
+    });
+  }
+  if (window.htmx) defineLiveExtension();
+  else document.addEventListener("DOMContentLoaded", defineLiveExtension);
 
   /* upload progress: htmx fires htmx:xhr:progress on the requesting form */
   function uploadBar(percent, text) {
