@@ -27,6 +27,10 @@ class PoolEntry:
     # Running mean of the model's own time; short models run on the event loop itself.
     avg_ms: float = float("inf")
     inline: bool = False
+    # What warm-up showed of a signature the file does not record (inference.observe),
+    # written to the registry by the control thread.
+    observed_signature: dict | None = None
+    signature_recorded: bool = False
 
     @property
     def version_id(self) -> int:

@@ -21,6 +21,7 @@ from inference.device import MB
 from inference.entry import PoolEntry, short_error
 from inference.errors import LoadFailed, LoadTimeout
 from inference.materialize import version_materialize
+from inference.observe import observe_signature
 from inference.runtimes.base import LoadedModel, runtime_for
 from inference.versions import VersionSpec
 from modelmgr.exceptions import NotDeployable
@@ -134,6 +135,9 @@ class PoolLoading:
             model.unload()
             raise LoadFailed(f"warm-up of {spec.ref} failed: {short_error(exc)}") from exc
         warmup_ms = (time.perf_counter() - started) * 1000
+        observed = (
+            observe_signature(model, spec.declared_signature) if not model.warmup_note else None
+        )
         now = time.time()
         warmed = not model.warmup_note
         inline_ms = settings.MODELMGR_WORKER_INLINE_MS
@@ -148,6 +152,7 @@ class PoolLoading:
             last_used=now,
             avg_ms=warmup_ms if warmed else float("inf"),
             inline=warmed and warmup_ms < inline_ms,
+            observed_signature=observed,
         )
 
     def _held_bytes(self, spec: VersionSpec, model: LoadedModel) -> int:

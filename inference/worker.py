@@ -22,6 +22,7 @@ from django.db import DatabaseError, close_old_connections
 
 from inference.cache import PruneReport, cache_prune
 from inference.device import DeviceInfo, detect_device
+from inference.observe import signatures_record
 from inference.pins import pins_run
 from inference.pool import ModelPool, PoolEntry, short_error
 from inference.reconcile import reconcile_run
@@ -278,8 +279,13 @@ class Worker:
         in_use = {entry.spec.content_hash for entry in self.pool.entries()}
         return cache_prune(in_use=in_use)
 
+    def record_signatures(self) -> int:
+        """Write what warm-ups showed of unrecorded signatures (inference.observe)."""
+        return signatures_record(self.pool.entries())
+
     def _reconcile_loop(self) -> None:
         self.restore(db_scope=db_pass)
+        self._guarded("signature record", self.record_signatures)
         interval = settings.MODELMGR_RECONCILE_INTERVAL_S
         next_prune = time.monotonic()
         while not self._stop.is_set():
@@ -291,6 +297,7 @@ class Worker:
             if self._stop.is_set():
                 break
             self._guarded("reconcile", lambda forced=nudged: reconcile_run(self, force=forced))
+            self._guarded("signature record", self.record_signatures)
 
     def _stats_loop(self) -> None:
         while not self._stop.wait(settings.MODELMGR_STATS_FLUSH_S):

@@ -83,7 +83,7 @@ def changes(event) -> list[str]:
 
 @register.filter
 def ago(value) -> str:
-    """"just now" under a minute (timesince alone says "0 minutes ago")."""
+    """ "just now" under a minute (timesince alone says "0 minutes ago")."""
     if not isinstance(value, datetime):
         return NOTHING
     if timezone.now() - value < timedelta(minutes=1):
