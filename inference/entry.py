@@ -18,7 +18,7 @@ class PoolEntry:
     runtime: str
     load_ms: float
     warmup_ms: float
-    memory_bytes: int
+    memory_bytes: int  # what the pool counts against its budget (may be an estimate)
     loaded_at: float
     last_used: float
     pinned: bool = False
@@ -30,6 +30,8 @@ class PoolEntry:
     # What warm-up showed of a signature the file does not record (inference.observe),
     # written to the registry by the control thread.
     observed_signature: dict | None = None
+    # Growth of the process (RSS, or CUDA allocated on a GPU) across load and warm-up.
+    measured_bytes: int | None = None
     signature_recorded: bool = False
 
     @property

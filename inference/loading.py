@@ -21,6 +21,7 @@ from inference.device import MB
 from inference.entry import PoolEntry, short_error
 from inference.errors import LoadFailed, LoadTimeout
 from inference.materialize import version_materialize
+from inference.memory import LoadMeter
 from inference.observe import observe_signature
 from inference.runtimes.base import LoadedModel, runtime_for
 from inference.versions import VersionSpec
@@ -121,6 +122,7 @@ class PoolLoading:
         runtime = runtime_for(spec.framework)
         started = time.perf_counter()
         folder = version_materialize(spec=spec)
+        meter = LoadMeter(self.device)
         try:
             model = runtime.load(folder, spec.primary, signature, self.device.device)
         except Exception as exc:
@@ -153,6 +155,7 @@ class PoolLoading:
             avg_ms=warmup_ms if warmed else float("inf"),
             inline=warmed and warmup_ms < inline_ms,
             observed_signature=observed,
+            measured_bytes=meter.delta(),
         )
 
     def _held_bytes(self, spec: VersionSpec, model: LoadedModel) -> int:

@@ -22,6 +22,7 @@ from django.db import DatabaseError, close_old_connections
 
 from inference.cache import PruneReport, cache_prune
 from inference.device import DeviceInfo, detect_device
+from inference.memory import memory_status
 from inference.observe import signatures_record
 from inference.pins import pins_run
 from inference.pool import ModelPool, PoolEntry, short_error
@@ -234,6 +235,7 @@ class Worker:
             "runtime": entry.runtime,
             "provider": entry.model.provider,
             "memory_bytes": entry.memory_bytes,
+            "measured_bytes": entry.measured_bytes,
             "load_ms": round(entry.load_ms, 3),
             "warmup_ms": round(entry.warmup_ms, 3),
             "warmup_note": entry.model.warmup_note,
@@ -252,7 +254,7 @@ class Worker:
             "ready": self.ready,
             "device": self.device.device,
             "device_name": self.device.name,
-            "memory": self.pool.memory().as_dict(),
+            "memory": memory_status(self.device, self.pool.memory()),
             "slots": {
                 slot: {"version_id": r.entry.version_id, "ref": r.entry.ref, "since": iso(r.since)}
                 for slot, r in sorted(self.router.table.items())

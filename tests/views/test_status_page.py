@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.views.conftest import HTMX
@@ -86,3 +88,34 @@ def test_pinned_models_and_pins_that_could_not_load_are_shown():
     html = render_to_string("status.html#workers", status_context([worker]))
     assert '<code>keep@1</code> <span class="badge info"' in html and ">pinned</span>" in html
     assert "<strong>pinned version 7:</strong> big@1 needs 100 MB" in html
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_memory_in_use_is_the_workers_measured_rss_not_its_artifact_sizes(
+    owner_client, owner, model_files, tmp_path, settings
+):
+    """It showed the sum of artifact sizes (a few KB) while the worker held ~400 MB."""
+    import psutil
+
+    serving_slot("classifier", ingested(owner, model_files, tmp_path))
+    with start_worker() as worker:
+        worker.wait_ready()
+        settings.MODELMGR_WORKER_URL = worker.url
+        with worker.client() as client:
+            status = client.get("/status").json()
+        memory = status["memory"]
+        rss = psutil.Process(worker.proc.pid).memory_info().rss
+        html = owner_client.get("/status").content.decode()
+    # Measured by the worker itself, within a few MB of what the OS says now.
+    assert abs(memory["measured_bytes"] - rss) < 0.1 * rss
+    assert memory["measured_bytes"] == memory["process_rss_bytes"] > 50 * 1024 * 1024
+    assert memory["estimated_bytes"] < 1024 * 1024  # the tiny model's budgeted size
+    (model,) = status["models"]
+    assert isinstance(model["measured_bytes"], int)  # its own growth, measured at load
+    assert "Worker process memory (RSS, measured)" in html
+    # The bar and the chart's samples are the measured value (the page asked the worker
+    # again, so a little more or less than the reading above).
+    shown = int(re.search(r'data-mem-used="(\d+)"', html).group(1))
+    assert abs(shown - memory["measured_bytes"]) < 0.1 * memory["measured_bytes"]
+    assert "models budgeted: " in html and "(estimate)" in html
