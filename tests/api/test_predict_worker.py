@@ -111,3 +111,34 @@ def test_predictions_and_errors_show_up_in_the_usage_statistics(api, settings, c
     assert [(g["slot"], g["ref"], g["count"], g["errors"]) for g in groups] == [
         ("clf", "clf@1", 6, 1)
     ]
+
+
+def test_non_finite_json_inputs_are_422_naming_the_input(api, settings, clf_slot):
+    bodies = [
+        b'{"inputs": {"x": [[1e400, 2, 3, 4]]}}',  # parses as infinity
+        b'{"inputs": {"x": [[NaN, 2, 3, 4]]}}',
+        b'{"inputs": {"x": [[-Infinity, 2, 3, 4]]}}',
+        b'{"inputs": {"x": [[1e39, 2, 3, 4]]}}',  # finite, but beyond float32
+    ]
+    with live_worker(settings):
+        for body in bodies:
+            response = raw(api, body, "application/json")
+            assert response.status_code == 422, (body, response.content)
+            assert "input 'x' has values that are not finite float32" in response.json()["detail"]
+
+
+def test_non_finite_outputs_are_strings_in_valid_json(api, settings, clf_slot):
+    # A NaN input (binary bodies may carry one) makes the model answer NaN.
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[np.nan, 1, 2, 3], [1, 2, 3, 4]], dtype=np.float32))
+    with live_worker(settings):
+        response = raw(api, buffer.getvalue(), "application/x-npy")
+    assert response.status_code == 200, response.content
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the body: not JSON")
+
+    body = json.loads(response.content, parse_constant=refuse)
+    first, second = body["outputs"]["y"]
+    assert set(first) <= {"NaN", "Infinity", "-Infinity"}, first
+    assert all(isinstance(value, float) for value in second), second
