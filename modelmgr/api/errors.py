@@ -8,6 +8,8 @@ from ninja.errors import AuthenticationError, ValidationError
 
 from modelmgr.exceptions import ModelmgrError
 
+RETRY_AFTER_S = "5"  # what a 503 (worker down or restarting) tells a client to wait
+
 
 def _describe(error: dict) -> str:
     # ninja puts the source (body, query, form, file, path) first, and for a body the
@@ -22,7 +24,12 @@ def _describe(error: dict) -> str:
 def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ModelmgrError)
     def domain_error(request: HttpRequest, exc: ModelmgrError):
-        return api.create_response(request, {"detail": exc.detail}, status=exc.status)
+        response = api.create_response(request, {"detail": exc.detail}, status=exc.status)
+        if exc.status == 503:
+            # The worker is down or restarting (runall restarts it): tell clients when
+            # to try again, as a switch does.
+            response["Retry-After"] = RETRY_AFTER_S
+        return response
 
     @api.exception_handler(ValidationError)
     def validation_error(request: HttpRequest, exc: ValidationError):
@@ -48,5 +55,5 @@ def install_deploy_error_handlers(api: NinjaAPI) -> None:
         body = {"detail": exc.detail, "slots": exc.slots}
         response = api.create_response(request, body, status=exc.status)
         if exc.status == 503:
-            response["Retry-After"] = "5"
+            response["Retry-After"] = RETRY_AFTER_S
         return response
