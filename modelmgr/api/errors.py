@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
 from modelmgr.exceptions import ModelmgrError
 
+log = logging.getLogger("modelmgr.api")
 RETRY_AFTER_S = "5"  # what a 503 (worker down or restarting) tells a client to wait
 
 
@@ -36,6 +41,20 @@ def install_error_handlers(api: NinjaAPI) -> None:
         # detail names every problem in words; errors keeps pydantic's structured list.
         detail = "; ".join(_describe(error) for error in exc.errors) or "invalid request"
         return api.create_response(request, {"detail": detail, "errors": exc.errors}, status=422)
+
+    @api.exception_handler(RequestDataTooBig)
+    def body_too_big(request: HttpRequest, exc: RequestDataTooBig):
+        # A client's mistake, not the server's: one log line, no traceback.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = request.META.get("CONTENT_LENGTH") or "?"
+        log.warning(
+            "413 %s %s: body of %s bytes over %d", request.method, request.path, length, limit
+        )
+        detail = (
+            f"request body of {length} bytes exceeds the {limit} byte limit for JSON requests "
+            "(DATA_UPLOAD_MAX_MEMORY_SIZE); upload files as multipart to .../versions"
+        )
+        return api.create_response(request, {"detail": detail}, status=413)
 
     @api.exception_handler(AuthenticationError)
     def authentication_error(request: HttpRequest, exc: AuthenticationError):
