@@ -69,6 +69,21 @@ def decode_inputs(content_type: bytes, body: bytes, signature: dict) -> dict[str
     )
 
 
+# JSON has no NaN or infinity (Python's json writes bare NaN tokens that strict parsers
+# refuse), so non-finite outputs are sent as these strings, as JavaScript and pandas read them.
+NON_FINITE = (("NaN", np.isnan), ("Infinity", np.isposinf), ("-Infinity", np.isneginf))
+
+
+def json_values(array: np.ndarray):
+    """Nested lists of the array, with non-finite floats as "NaN"/"Infinity"/"-Infinity"."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return array.tolist()
+    values = array.astype(object)
+    for text, test in NON_FINITE:
+        values[test(array)] = text
+    return values.tolist()
+
+
 def encode_json(
     *, ref: str, version_id: int, outputs: dict[str, np.ndarray], latency_ms: float
 ) -> bytes:
@@ -76,10 +91,11 @@ def encode_json(
         {
             "model": ref,
             "version_id": version_id,
-            "outputs": {name: array.tolist() for name, array in outputs.items()},
+            "outputs": {name: json_values(array) for name, array in outputs.items()},
             "latency_ms": round(latency_ms, 4),
             "shapes": {name: list(array.shape) for name, array in outputs.items()},
-        }
+        },
+        allow_nan=False,
     ).encode()
 
 

@@ -183,6 +183,7 @@ class WorkerApp:
         entry = worker.router.acquire(slot)
         loop = asyncio.get_running_loop()
         ok, latency, outputs = False, None, None
+        error: ModelmgrError | None = None
         try:
             if len(body) > DECODE_IN_THREAD:
                 inputs = await loop.run_in_executor(
@@ -212,7 +213,8 @@ class WorkerApp:
             error.status = 500
         finally:
             worker.router.release(entry)
-            worker.usage.record(slot, entry.version_id, latency, ok)
+            refused = error is not None and 400 <= error.status < 500
+            worker.usage.record(slot, entry.version_id, latency, ok, refused=refused)
         if not ok:
             return await send_json(send, error.status, {"detail": error.detail})
         if SAFETENSORS in accept:

@@ -147,7 +147,16 @@ def arrays_from_json(signature: dict, inputs: Any) -> dict[str, np.ndarray]:
             raise InvalidInput(f"input {name!r} expects {expected.name} values, got floats")
         if expected.kind == "b" and array.dtype.kind != "b":
             raise InvalidInput(f"input {name!r} expects booleans, got {array.dtype.name}")
-        arrays[name] = array.astype(expected, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+            array = array.astype(expected, copy=False)
+        # 1e400 parses as infinity and NaN is a token Python's json accepts: neither is a
+        # number a model should be fed from JSON (a float16 input also overflows here).
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidInput(
+                f"input {name!r} has values that are not finite {array.dtype.name} numbers "
+                "(NaN, infinity, or beyond the dtype's range)"
+            )
+        arrays[name] = array
     return arrays
 
 

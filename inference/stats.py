@@ -2,10 +2,11 @@
 into UsageBucket rows from a background thread.
 
 Recording is a dict lookup and a few additions under a lock. ``count`` counts every
-request routed to a version, ``errors`` those that failed (bad input or a model error);
-latency (total/min/max and the histogram over LATENCY_BUCKETS_MS plus one overflow
-bucket) covers the successful runs only, so ``sum(histogram) == count - errors`` and the
-mean is ``total_ms / (count - errors)``. Latency is the model's own time.
+request routed to a version, ``refused`` those refused as the client's mistake (bad
+inputs: a 4xx), ``errors`` those the model or the worker failed (a 5xx); latency
+(total/min/max and the histogram over LATENCY_BUCKETS_MS plus one overflow bucket) covers
+the successful runs only, so ``sum(histogram) == count - errors - refused`` and the mean
+is ``total_ms / (count - errors - refused)``. Latency is the model's own time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ HISTOGRAM_SIZE = len(LATENCY_BUCKETS_MS) + 1
 class Counter:
     count: int = 0
     errors: int = 0
+    refused: int = 0
     total_ms: float = 0.0
     min_ms: float | None = None
     max_ms: float | None = None
@@ -38,6 +40,7 @@ class Counter:
     def merge(self, other: Counter) -> None:
         self.count += other.count
         self.errors += other.errors
+        self.refused += other.refused
         self.total_ms += other.total_ms
         self.min_ms = _pick(min, self.min_ms, other.min_ms)
         self.max_ms = _pick(max, self.max_ms, other.max_ms)
@@ -65,7 +68,16 @@ class UsageRecorder:
         self._lock = threading.Lock()
         self._counters: dict[Key, Counter] = {}
 
-    def record(self, slot: str, version_id: int, latency_ms: float | None, ok: bool) -> None:
+    def record(
+        self,
+        slot: str,
+        version_id: int,
+        latency_ms: float | None,
+        ok: bool,
+        *,
+        refused: bool = False,
+    ) -> None:
+        """One request; ``refused``: it failed as the client's mistake (a 4xx), not the model's."""
         now = now_s()
         key = (slot, version_id, int(now // 60))
         with self._lock:
@@ -74,6 +86,9 @@ class UsageRecorder:
                 counter = self._counters[key] = Counter()
             counter.count += 1
             counter.last_used = now
+            if refused:
+                counter.refused += 1
+                return
             if not ok:
                 counter.errors += 1
                 return
@@ -142,6 +157,7 @@ def _upsert(key: Key, counter: Counter) -> None:
                         minute=minute_at,
                         count=counter.count,
                         errors=counter.errors,
+                        refused=counter.refused,
                         total_ms=counter.total_ms,
                         min_ms=counter.min_ms,
                         max_ms=counter.max_ms,
@@ -152,6 +168,7 @@ def _upsert(key: Key, counter: Counter) -> None:
                 merged = Counter(
                     count=row.count,
                     errors=row.errors,
+                    refused=row.refused,
                     total_ms=row.total_ms,
                     min_ms=row.min_ms,
                     max_ms=row.max_ms,
@@ -159,7 +176,15 @@ def _upsert(key: Key, counter: Counter) -> None:
                     last_used=row.last_used.timestamp() if row.last_used else 0.0,
                 )
                 merged.merge(counter)
-                for name in ("count", "errors", "total_ms", "min_ms", "max_ms", "histogram"):
+                for name in (
+                    "count",
+                    "errors",
+                    "refused",
+                    "total_ms",
+                    "min_ms",
+                    "max_ms",
+                    "histogram",
+                ):
                     setattr(row, name, getattr(merged, name))
                 row.last_used = datetime.fromtimestamp(merged.last_used, tz=UTC)
                 row.save()

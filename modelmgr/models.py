@@ -342,7 +342,10 @@ class UsageBucket(models.Model):
     slot_name = models.CharField(max_length=64, db_index=True)
     minute = models.DateTimeField(db_index=True)
     count = models.PositiveIntegerField(default=0)
+    # errors: the model (or the worker) failed; refused: the client's request was refused
+    # (bad inputs, 4xx) before the model ran. A client's typo is not a model error.
     errors = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
     total_ms = models.FloatField(default=0.0)
     min_ms = models.FloatField(null=True)
     max_ms = models.FloatField(null=True)

@@ -162,9 +162,18 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"client_errors_one_line": {"()": "modelmgr.logs.ClientErrorsOneLine"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["client_errors_one_line"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request at INFO: one line per worker status call, every few
+        # seconds. HTTPX_LOG_LEVEL=INFO brings them back.
+        "httpx": {"level": env_str("HTTPX_LOG_LEVEL", "WARNING")},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- imports (modelmgr.imports: models fetched from http(s) URLs) ---------------------

@@ -9,7 +9,16 @@ from modelmgr.models import UsageBucket
 
 @admin.register(UsageBucket)
 class UsageBucketAdmin(admin.ModelAdmin):
-    list_display = ["minute", "slot_name", "version", "count", "errors", "min_ms", "max_ms"]
+    list_display = [
+        "minute",
+        "slot_name",
+        "version",
+        "count",
+        "errors",
+        "refused",
+        "min_ms",
+        "max_ms",
+    ]
     list_filter = ["slot_name"]
     readonly_fields = [f.name for f in UsageBucket._meta.fields]
 

@@ -24,7 +24,8 @@ class StatsFilters(Schema):
 
 class Summary(Schema):
     count: int
-    errors: int
+    errors: int = Field(description="requests the model or the worker failed (5xx)")
+    refused: int = Field(description="requests refused as the client's mistake (4xx)")
     error_rate: float
     min_ms: float | None
     max_ms: float | None
@@ -46,6 +47,7 @@ class MinuteOut(Schema):
     minute: datetime
     count: int
     errors: int
+    refused: int
     mean_ms: float | None
     p50_ms: float | None
     p95_ms: float | None

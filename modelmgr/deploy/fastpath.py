@@ -101,7 +101,10 @@ async def _respond(send, status: int, body: bytes, headers: list) -> None:
 
 
 async def _error(send, status: int, detail: str) -> None:
-    await _respond(send, status, json.dumps({"detail": detail}).encode(), [_JSON])
+    headers = [_JSON]
+    if status == 503:  # the worker is down: when to try again, as the ninja operation says
+        headers.append((b"retry-after", b"5"))
+    await _respond(send, status, json.dumps({"detail": detail}).encode(), headers)
 
 
 def _bearer(headers: list) -> str | None:

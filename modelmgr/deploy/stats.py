@@ -58,6 +58,7 @@ def histogram_percentile(
 class Tally:
     count: int = 0
     errors: int = 0
+    refused: int = 0
     total_ms: float = 0.0
     min_ms: float | None = None
     max_ms: float | None = None
@@ -67,6 +68,7 @@ class Tally:
     def add(self, row: dict[str, Any]) -> None:
         self.count += row["count"]
         self.errors += row["errors"]
+        self.refused += row["refused"]
         self.total_ms += row["total_ms"] or 0.0
         for key, pick in (("min_ms", min), ("max_ms", max)):
             value, mine = row[key], getattr(self, key)
@@ -80,7 +82,7 @@ class Tally:
             self.last_used = row["last_used"]
 
     def summary(self) -> dict[str, Any]:
-        ok = self.count - self.errors
+        ok = self.count - self.errors - self.refused
         pct = {
             q: histogram_percentile(self.histogram, q, low=self.min_ms, high=self.max_ms)
             for q in (50, 95, 99)
@@ -88,6 +90,7 @@ class Tally:
         return {
             "count": self.count,
             "errors": self.errors,
+            "refused": self.refused,
             "error_rate": round(self.errors / self.count, 6) if self.count else 0.0,
             "min_ms": self.min_ms,
             "max_ms": self.max_ms,
@@ -122,6 +125,7 @@ _FIELDS = (
     "minute",
     "count",
     "errors",
+    "refused",
     "total_ms",
     "min_ms",
     "max_ms",
@@ -208,7 +212,10 @@ def stats_aggregate(
     for minute, tally in sorted(minutes.items()):
         summary = tally.summary()
         series.append(
-            {key: summary[key] for key in ("count", "errors", "mean_ms", "p50_ms", "p95_ms")}
+            {
+                key: summary[key]
+                for key in ("count", "errors", "refused", "mean_ms", "p50_ms", "p95_ms")
+            }
             | {"minute": minute}
         )
     return {
@@ -241,11 +248,12 @@ def stats_for_version(*, version: ModelVersion, since: str | None = None) -> dic
     return {
         "totals": [{"slot": name, **tally.summary()} for name, tally in sorted(totals.items())],
         "plot": {
-            "labels": ["time", "requests", "errors", "p50 ms", "p95 ms"],
+            "labels": ["time", "requests", "errors", "refused", "p50 ms", "p95 ms"],
             "data": [
                 [int(minute.timestamp()) for minute, _ in ordered],
                 [s["count"] for s in summaries],
                 [s["errors"] for s in summaries],
+                [s["refused"] for s in summaries],
                 [s["p50_ms"] for s in summaries],
                 [s["p95_ms"] for s in summaries],
             ],

@@ -9,6 +9,16 @@ from typing import Any
 from modelmgr.exceptions import IngestRejected
 
 _TEXT_LIMITS = {"description": None, "python_version": 32, "quantization": 32}
+# Every numeric field's inclusive range: the database cannot store everything JSON can say
+# (a huge min_vram_mb overflowed SQLite into a 500), and an accuracy of 2e244 is a typo, not
+# a measurement. min_vram_mb's bound is PostgreSQL's integer column (about 2 PB).
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "train_accuracy": (0.0, 1.0),
+    "val_accuracy": (0.0, 1.0),
+    "test_accuracy": (0.0, 1.0),
+    "train_loss": (0.0, 1e12),
+    "min_vram_mb": (0, 2**31 - 1),
+}
 _NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss")
 ALLOWED_FIELDS = frozenset(
     {*_TEXT_LIMITS, *_NUMBERS, "dependencies", "min_vram_mb", "production_ready", "metadata"}
@@ -38,6 +48,13 @@ def clean_version_fields(fields: dict | None) -> dict[str, Any]:
     return cleaned
 
 
+def _check_range(name: str, value: float) -> None:
+    low, high = NUMBER_RANGES[name]
+    if not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:20]}..."
+        raise IngestRejected(f"field {name} must be between {low:g} and {high:g}, got {shown}")
+
+
 def _clean(name: str, value: Any) -> Any:
     if name in _TEXT_LIMITS:
         if not isinstance(value, str):
@@ -51,12 +68,12 @@ def _clean(name: str, value: Any) -> Any:
             raise IngestRejected(f"field {name} must be a number")
         if not math.isfinite(value):
             raise IngestRejected(f"field {name} must be a finite number")
-        if name != "train_loss" and value < 0:
-            raise IngestRejected(f"field {name} must not be negative")
+        _check_range(name, value)
         return float(value)
     if name == "min_vram_mb":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise IngestRejected("field min_vram_mb must be a non-negative integer")
+        _check_range(name, value)
         return value
     if name == "production_ready":
         if not isinstance(value, bool):

@@ -37,7 +37,11 @@ def usage_for_version(version) -> dict[str, Any]:
         ),
         "requests_plot": _spec(
             x,
-            [("requests", columns.get("requests", [])), ("errors", columns.get("errors", []))],
+            [
+                ("requests", columns.get("requests", [])),
+                ("errors", columns.get("errors", [])),
+                ("refused", columns.get("refused", [])),
+            ],
             unit="req/min",
             empty=empty,
         ),

@@ -102,12 +102,47 @@ def test_predictions_and_errors_show_up_in_the_usage_statistics(api, settings, c
             if totals["count"] >= 6 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-    # The refused request counts as an error of the version it was sent to: a robot
-    # sending the wrong shapes is what an operator wants to see in the error rate.
-    assert (totals["count"], totals["errors"]) == (6, 1), totals
+    # The refused request (a client's wrong shape) is counted apart from model errors:
+    # the model did not fail, and its error rate must not say it did.
+    assert (totals["count"], totals["errors"], totals["refused"]) == (6, 0, 1), totals
+    assert totals["error_rate"] == 0.0
     assert 0 <= totals["min_ms"] <= totals["p50_ms"] <= totals["max_ms"]
     assert totals["last_used"] is not None
     groups = api.get("/api/v1/stats?version=clf@1").json()["groups"]
-    assert [(g["slot"], g["ref"], g["count"], g["errors"]) for g in groups] == [
-        ("clf", "clf@1", 6, 1)
+    assert [(g["slot"], g["ref"], g["count"], g["errors"], g["refused"]) for g in groups] == [
+        ("clf", "clf@1", 6, 0, 1)
     ]
+    api.force_login(clf_slot.model.owner)
+    page = api.get("/models/clf")
+    assert page.status_code == 200 and b"Refused</th>" in page.content
+
+
+def test_non_finite_json_inputs_are_422_naming_the_input(api, settings, clf_slot):
+    bodies = [
+        b'{"inputs": {"x": [[1e400, 2, 3, 4]]}}',  # parses as infinity
+        b'{"inputs": {"x": [[NaN, 2, 3, 4]]}}',
+        b'{"inputs": {"x": [[-Infinity, 2, 3, 4]]}}',
+        b'{"inputs": {"x": [[1e39, 2, 3, 4]]}}',  # finite, but beyond float32
+    ]
+    with live_worker(settings):
+        for body in bodies:
+            response = raw(api, body, "application/json")
+            assert response.status_code == 422, (body, response.content)
+            assert "input 'x' has values that are not finite float32" in response.json()["detail"]
+
+
+def test_non_finite_outputs_are_strings_in_valid_json(api, settings, clf_slot):
+    # A NaN input (binary bodies may carry one) makes the model answer NaN.
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[np.nan, 1, 2, 3], [1, 2, 3, 4]], dtype=np.float32))
+    with live_worker(settings):
+        response = raw(api, buffer.getvalue(), "application/x-npy")
+    assert response.status_code == 200, response.content
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the body: not JSON")
+
+    body = json.loads(response.content, parse_constant=refuse)
+    first, second = body["outputs"]["y"]
+    assert set(first) <= {"NaN", "Infinity", "-Infinity"}, first
+    assert all(isinstance(value, float) for value in second), second

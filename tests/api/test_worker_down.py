@@ -80,9 +80,11 @@ def test_killed_worker_is_a_quick_503_naming_it(api, settings, clf_slot, robot):
         assert response.status_code == 503 and took < QUICK_S, (response.content, took)
         detail = response.json()["detail"]
         assert worker.url in detail and "cannot connect" in detail, detail
+        assert response["Retry-After"] == "5"
 
         response, took = robot()
         assert response.status_code == 503 and took < QUICK_S, (response.content, took)
+        assert response.headers["retry-after"] == "5"
         assert worker.url in response.json()["detail"]
         assert "cannot connect" in response.json()["detail"]
 
