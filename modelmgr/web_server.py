@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 from functools import partial
@@ -48,6 +49,7 @@ if uvloop is not None:
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.server import Server  # noqa: E402
 from twisted.web import http  # noqa: E402
+from twisted.web.http_headers import Headers  # noqa: E402
 
 from modelmgr.asgi_limits import oversize_body_json, request_body_limit  # noqa: E402
 
@@ -238,6 +240,7 @@ class StreamingBodyServer(Server):
             # twisted's switch for it (Twisted is pinned in pyproject.toml).
             protocol._parsePOSTFormSubmission = False
             _BodyCap(protocol, request_body_limit())
+            protocol.handle_exception = partial(_abort_after_exception, protocol)
         super().protocol_connected(protocol)
 
     def create_application(self, protocol, scope):
@@ -288,6 +291,47 @@ class StreamingBodyServer(Server):
         gate = connection.pop("send_gate", None)
         if gate is not None and _writable(protocol) and protocol.producer is gate:
             protocol.unregisterProducer()
+
+
+def _abort_after_exception(protocol, exception: BaseException) -> None:
+    """daphne's handle_exception, for a response whose head may already be sent.
+
+    daphne answers an application's exception with a 500 page, which it cannot do once
+    the response has started (a streamed download whose stored bytes turn out corrupt):
+    its handle_reply raised "response already started" inside daphne's periodic
+    application checker, which stopped that checker for good, and the client waited
+    forever for the rest of a body that never came.
+
+    1. Nothing started: daphne's own error page.
+    2. Started, but twisted has not written the head yet (the error came before the
+       first body byte): the head is replaced by a JSON error, the domain exception's
+       status and detail (modelmgr.exceptions) or a plain 500.
+    3. Bytes are out: closing the connection is the only honest answer. The client
+       sees a truncated transfer (a short Content-Length body, or a chunked body
+       without its last chunk), never a whole one.
+    """
+    if not getattr(protocol, "_response_started", False):
+        type(protocol).handle_exception(protocol, exception)
+        return
+    channel = getattr(protocol, "channel", None)
+    if protocol.finished or channel is None:
+        return
+    if not protocol.startedWriting:
+        status = getattr(exception, "status", 500)
+        detail = getattr(exception, "detail", None) or "internal error"
+        body = json.dumps({"detail": detail}).encode()
+        protocol.responseHeaders = Headers()
+        protocol.setResponseCode(status)
+        protocol.setHeader(b"Content-Type", b"application/json")
+        protocol.setHeader(b"Content-Length", b"%d" % len(body))
+        protocol.setHeader(b"Connection", b"close")
+        http.Request.write(protocol, body)
+        protocol.finish()
+        logger.error("answered %d after an error before the first byte: %s", status, detail)
+        return
+    logger.error("closed a response mid-stream after an error: %s", exception)
+    if channel.transport is not None:
+        channel.transport.abortConnection()
 
 
 def _writable(protocol) -> bool:

@@ -160,7 +160,9 @@ def verify_version(request: HttpRequest, name: str, version: str, owner: str | N
     from modelmgr.ingest.services import version_verify
 
     found = _version(request, name, version, owner)
-    return version_verify(version=found, actor=request.user)
+    return version_verify(
+        version=found, actor=request.user, actor_label=request_actor_label(request)
+    )
 
 
 resolve_router = Router(tags=["versions"])

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from modelmgr.audit import audit_record
 from modelmgr.exceptions import ModelmgrError, WorkerUnavailable
-from modelmgr.models import AuditEvent, ModelVersion
+from modelmgr.models import AuditEvent, ModelVersion, VersionStatus
 from modelmgr.storage import content_store, stage_stream
 
 
@@ -46,21 +46,28 @@ def _load_test(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _reinspect(version: ModelVersion, actor) -> dict[str, Any]:
-    """Re-hash every file, then detect and inspect the stored bytes again."""
+def _integrity_failed(version: ModelVersion, verified: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "method": "re-inspection",
+        "checks": verified["files"],
+        "detail": f"{version.ref} failed the integrity check; it is now in error.",
+    }
+
+
+def _reinspect(version: ModelVersion, actor, actor_label: str | None, why: str) -> dict[str, Any]:
+    """Re-hash every file, then detect and inspect the stored bytes again.
+
+    ``why`` says why it was not load-tested instead, as the start of a sentence.
+    """
     from modelmgr.ingest.detect import detect_version
     from modelmgr.ingest.incoming import IncomingFile, discard_incoming
     from modelmgr.ingest.inspection import inspect_version
     from modelmgr.ingest.services import version_verify
 
-    verified = version_verify(version=version, actor=actor)
+    verified = version_verify(version=version, actor=actor, actor_label=actor_label)
     if not verified["ok"]:
-        return {
-            "ok": False,
-            "method": "re-inspection",
-            "checks": verified["files"],
-            "detail": f"{version.ref} failed the integrity check; it is now in error.",
-        }
+        return _integrity_failed(version, verified)
     store = content_store()
     copies: list[IncomingFile] = []
     try:
@@ -90,7 +97,7 @@ def _reinspect(version: ModelVersion, actor) -> dict[str, Any]:
         "method": "re-inspection",
         "checks": verified["files"],
         "detail": (
-            f"No worker to load it in: {version.ref} was re-inspected instead; its "
+            f"{why}: {version.ref} was re-inspected instead; its "
             f"files are intact and its signature reads the same."
             if same
             else f"{version.ref}: the stored bytes now read as a different "
@@ -99,25 +106,40 @@ def _reinspect(version: ModelVersion, actor) -> dict[str, Any]:
     }
 
 
+def _not_loaded_because(version: ModelVersion) -> str:
+    if version.status != VersionStatus.AVAILABLE:
+        return f"Not loaded in the worker because it is {version.status}"
+    return "Not loaded in the worker because it is pickled and not trusted"
+
+
 def version_validate(
     *, version: ModelVersion, actor, actor_label: str | None = None
 ) -> dict[str, Any]:
     """Validate ``version``: ``{"ok", "method", "detail", "checks"}``; audited.
 
-    1. A deployable version is load-tested in the worker (load, warm up, unload).
-    2. When the worker cannot be reached, or the version may not be loaded (not
-       available, or pickled and untrusted), it is re-inspected instead.
-    3. A worker that refuses the load (corrupt bytes, runtime error) is a failure.
+    1. A version in error is verified first: when its files match again it is
+       available again (ingest.services.version_verify) and goes on to step 2.
+    2. A deployable version is load-tested in the worker (load, warm up, unload).
+    3. When the worker cannot be reached, or the version may not be loaded (not
+       available, or pickled and untrusted), it is re-inspected instead, and the
+       detail says which of the two it was.
+    4. A worker that refuses the load (corrupt bytes, runtime error) is a failure.
     """
     from modelmgr.deploy.client import WorkerRefused
+    from modelmgr.ingest.services import version_verify
 
     started = time.perf_counter()
     outcome: dict[str, Any]
-    if version.is_deployable():
+    verified = None
+    if version.status == VersionStatus.ERROR:
+        verified = version_verify(version=version, actor=actor, actor_label=actor_label)
+    if verified is not None and not verified["ok"]:
+        outcome = _integrity_failed(version, verified)
+    elif version.is_deployable():
         try:
             outcome = _load_test(version)
         except WorkerUnavailable:
-            outcome = _reinspect(version, actor)
+            outcome = _reinspect(version, actor, actor_label, "No worker to load it in")
         except WorkerRefused as exc:
             outcome = {
                 "ok": False,
@@ -126,7 +148,7 @@ def version_validate(
                 "detail": f"the worker could not load {version.ref}: {exc.detail}",
             }
     else:
-        outcome = _reinspect(version, actor)
+        outcome = _reinspect(version, actor, actor_label, _not_loaded_because(version))
     with transaction.atomic():
         audit_record(
             actor=actor,

@@ -232,6 +232,10 @@ def _delete_unreferenced(shas: list[str]) -> None:
 def version_verify(*, version: ModelVersion, actor, actor_label: str | None = None) -> dict:
     """Re-hash every file of ``version``; a mismatch puts the version in error (audited).
 
+    A version that a previous verify put in error (the only way a version gets there)
+    and whose files all match again (a blob restored from a backup) goes back to
+    ``available``; an archived one just loses its error, so unarchiving restores it.
+
     An OSError while reading a blob (not a missing or corrupt one) propagates: nothing
     is changed or audited, and the caller reports it.
     """
@@ -251,6 +255,11 @@ def version_verify(*, version: ModelVersion, actor, actor_label: str | None = No
             version.status = VersionStatus.ERROR
             version.error = f"integrity check failed: {reason}"
             version.save(update_fields=["status", "error", "updated_at"])
+        elif version.status == VersionStatus.ERROR or version.error:
+            if version.status == VersionStatus.ERROR:
+                version.status = VersionStatus.AVAILABLE
+            version.error = ""
+            version.save(update_fields=["status", "error", "updated_at"])
         audit_record(
             actor=actor,
             actor_label=actor_label,
@@ -258,7 +267,11 @@ def version_verify(*, version: ModelVersion, actor, actor_label: str | None = No
             target_type="version",
             target=version.ref,
             before=before,
-            after={"ok": not failed, "failed": [r["path"] for r in failed]},
+            after={
+                "ok": not failed,
+                "failed": [r["path"] for r in failed],
+                "status": version.status,
+            },
             outcome=AuditEvent.Outcome.ERROR if failed else AuditEvent.Outcome.OK,
             error=reason,
         )

@@ -2,6 +2,11 @@
 
 Neither path holds a file in memory: bytes flow from the store in chunks
 (settings.MODELMGR_STREAM_CHUNK_BYTES) straight into the response.
+
+Neither path serves bytes that no longer match their sha256 as a whole, successful
+download: the blob is hashed as it streams and a mismatch ends the response early (the
+web process then closes the connection, so the client sees a short body), and a
+version that verify has put in ``error`` is refused with 409 before the first byte.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from modelmgr.exceptions import IntegrityFailure
-from modelmgr.models import ArtifactFile, ModelVersion
+from modelmgr.models import ArtifactFile, ModelVersion, VersionStatus
 from modelmgr.storage import content_store
 
 log = logging.getLogger(__name__)
@@ -122,8 +127,42 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+def refuse_if_in_error(version: ModelVersion) -> None:
+    """409 for a version whose stored bytes a verify found wrong (or that failed ingest)."""
+    if version.status == VersionStatus.ERROR:
+        reason = f": {version.error}" if version.error else ""
+        raise IntegrityFailure(f"{version.ref} is in error and is not served for download{reason}")
+
+
+def verified_chunks(artifact: ArtifactFile, start: int = 0, end: int | None = None):
+    """The bytes [start, end] of a stored file, checked against its sha256 as they stream.
+
+    The whole blob is read and hashed (also around a range: a range cannot be checked on
+    its own), and the last chunk is held back until the hash is known: on a mismatch
+    IntegrityFailure is raised instead, so the client never receives the complete body.
+    """
+    digest = hashlib.sha256()
+    position = 0
+    held: bytes | None = None
+    for chunk in content_store().iter_chunks(artifact.sha256):
+        digest.update(chunk)
+        low = max(start - position, 0)
+        high = len(chunk) if end is None else min(end + 1 - position, len(chunk))
+        position += len(chunk)
+        if low < high:
+            if held is not None:
+                yield held
+            held = chunk if (low, high) == (0, len(chunk)) else chunk[low:high]
+    if digest.hexdigest() != artifact.sha256 or position != artifact.size:
+        log.error("corrupt blob %s for %r while serving it", artifact.sha256, artifact.path)
+        raise IntegrityFailure(f"{artifact.path!r} no longer matches its sha256")
+    if held is not None:
+        yield held
+
+
 def file_response(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
     """200 with the whole file, 206 with one range, 304 when the ETag matches, or 416."""
+    refuse_if_in_error(artifact.version)
     store = content_store()
     if not store.exists(artifact.sha256):
         raise IntegrityFailure(f"the bytes of {artifact.path!r} are missing from the store")
@@ -157,13 +196,13 @@ def file_response(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
         return response
     if wanted is None:
         response = StreamingHttpResponse(
-            streamed(request, store.iter_chunks(artifact.sha256)),
+            streamed(request, verified_chunks(artifact)),
             content_type=artifact.content_type,
         )
         response["Content-Length"] = str(artifact.size)
     else:
         response = StreamingHttpResponse(
-            streamed(request, store.iter_chunks(artifact.sha256, wanted.start, wanted.end)),
+            streamed(request, verified_chunks(artifact, wanted.start, wanted.end)),
             status=206,
             content_type=artifact.content_type,
         )
@@ -229,6 +268,7 @@ def zip_chunks(version: ModelVersion, files: list[ArtifactFile] | None = None) -
 
 
 def zip_response(request: HttpRequest | None, version: ModelVersion) -> StreamingHttpResponse:
+    refuse_if_in_error(version)
     store = content_store()
     # Read the rows now: the stream may run in another thread, away from this request's
     # database connection.
