@@ -251,6 +251,8 @@ class AuditEvent(models.Model):
     class Outcome(models.TextChoices):
         OK = "ok"
         ERROR = "error"
+        # Asked for and not done: a switch or rollback refused before anything changed.
+        REFUSED = "refused"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

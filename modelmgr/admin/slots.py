@@ -95,19 +95,55 @@ class SlotAdmin(admin.ModelAdmin):
             slot_delete(slot_name=slot.name, actor=request.user, actor_label=_label(request))
 
 
+def _qualified(version) -> str:
+    return f"{version.model.owner.get_username()}/{version.ref}" if version else ""
+
+
 @admin.action(description="Roll back to the previous version")
 def rollback_slots(modeladmin, request, queryset):
+    """First a page naming each slot's target version; on confirmation, each slot goes
+    to exactly that version, expecting what the page showed it serve, or is refused
+    (409, naming who changed it meanwhile): never to whatever is previous by then."""
+    from django.template.response import TemplateResponse
+
     from modelmgr.deploy.services import slot_rollback
 
+    slots = queryset.select_related(
+        "active_version__model__owner", "previous_version__model__owner"
+    )
+    if request.POST.get("confirm") != "yes":
+        rows = [
+            {
+                "slot": slot,
+                "to": _qualified(slot.previous_version),
+                "seen": _qualified(slot.active_version),
+            }
+            for slot in slots
+        ]
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.model._meta,
+            "title": "Roll back slots?",
+            "rows": rows,
+            "any_target": any(row["to"] for row in rows),
+        }
+        return TemplateResponse(request, "admin/modelmgr/slot/rollback_confirmation.html", context)
+
     def rollback(slot):
-        slot_rollback(slot_name=slot.name, actor=request.user, actor_label=_label(request))
+        slot_rollback(
+            slot_name=slot.name,
+            actor=request.user,
+            actor_label=_label(request),
+            to=request.POST.get(f"to-{slot.name}") or None,
+            expected=request.POST.get(f"seen-{slot.name}", ""),
+        )
         slot.refresh_from_db()
         return f"{slot.name} → {slot.active_version.ref if slot.active_version else 'nothing'}"
 
     _apply_each(
         modeladmin,
         request,
-        queryset,
+        slots,
         rollback,
         ok="Rolled back",
         refused="Not rolled back",

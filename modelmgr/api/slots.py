@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,8 @@ from pydantic import Field
 from modelmgr.api.auth import request_actor_label
 from modelmgr.api.switch import SwitchError, SwitchOut
 from modelmgr.deploy import slots as slot_services
-from modelmgr.deploy.switch import slot_rollback
+from modelmgr.deploy.errors import SlotErrors
+from modelmgr.deploy.rollback import slot_rollback
 from modelmgr.models import Task
 
 router = Router(tags=["slots"])
@@ -103,6 +105,57 @@ def delete_slot(request: HttpRequest, slot: str):
     return Status(204, None)
 
 
+_ROLLBACK_BODY_DOC = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "to": {
+                            "type": ["string", "null"],
+                            "description": "the version to roll back to (name@version): "
+                            "refused with 409 when it is no longer the slot's previous one",
+                        },
+                        "expected": {
+                            "type": ["string", "null"],
+                            "description": "the version the caller saw the slot serve; "
+                            "refused with 409 (naming who changed it) when it serves another",
+                        },
+                    },
+                },
+                "example": {"to": "yolo-v8-small@1.0", "expected": "yolo-v8-small@1.1"},
+            }
+        },
+    }
+}
+
+
+def _rollback_body(request: HttpRequest) -> dict[str, Any]:
+    """The optional body: {"to", "expected"}; none at all rolls back to the previous."""
+    if not request.body.strip():
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        # An empty form (a bare POST from a form or a test client) says nothing.
+        if request.content_type == "multipart/form-data" and not (request.POST or request.FILES):
+            return {}
+        raise SlotErrors(f"the body is not JSON: {exc}", status=422) from None
+    if not isinstance(body, dict) or set(body) - {"to", "expected"}:
+        raise SlotErrors(
+            'send {"to": "<name@version>", "expected": "<the version it serves now>"} '
+            f"(both optional), got {request.body[:200]!r}",
+            status=422,
+        )
+    for key in ("to", "expected"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise SlotErrors(f'"{key}" is a name@version string, got {body[key]!r}', status=422)
+    return body
+
+
 @router.post(
     "/slots/{slot}/rollback",
     response={
@@ -110,13 +163,25 @@ def delete_slot(request: HttpRequest, slot: str):
         403: SwitchError,
         404: SwitchError,
         409: SwitchError,
+        422: SwitchError,
         503: SwitchError,
     },
     summary="Switch a slot back to its previous version",
+    openapi_extra=_ROLLBACK_BODY_DOC,
 )
 def rollback_slot(request: HttpRequest, slot: str):
-    """The same all-or-nothing path as /switch; 409 when the slot has no previous version."""
+    """The same all-or-nothing path as /switch; 409 when the slot has no previous version.
+
+    With ``{"to": X}`` it goes to X or is refused (409) when X is no longer the previous
+    version; with ``{"expected": Y}`` it is refused (409, naming who changed the slot)
+    when the slot no longer serves Y. Refusals are audited (outcome ``refused``).
+    """
+    body = _rollback_body(request)
     result = slot_rollback(
-        slot_name=slot, actor=request.user, actor_label=request_actor_label(request)
+        slot_name=slot,
+        actor=request.user,
+        actor_label=request_actor_label(request),
+        to=body.get("to"),
+        expected=body.get("expected"),
     )
     return result.as_dict()

@@ -53,12 +53,45 @@ _BODY_DOC = {
         "content": {
             "application/json": {
                 "schema": {
-                    "type": "object",
-                    "additionalProperties": {"type": ["string", "null"]},
-                    "description": "slot -> name@version, owner/name@version, bare name (newest "
-                    "available) or null (stop serving)",
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "additionalProperties": {"type": ["string", "null"]},
+                            "description": "slot -> name@version, owner/name@version, bare "
+                            "name (newest available) or null (stop serving)",
+                        },
+                        {
+                            "type": "object",
+                            "required": ["slots"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "slots": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": ["string", "null"]},
+                                    "description": "slot -> name@version (as the plain form)",
+                                },
+                                "expected": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": ["string", "null"]},
+                                    "description": "optional, per slot of the switch: the "
+                                    "version the caller saw it serve (null: nothing), like "
+                                    "If-Match; a slot serving something else is refused with "
+                                    "409 naming who changed it and when",
+                                },
+                            },
+                        },
+                    ]
                 },
                 "example": {"detector": "yolo-v8-small@1.1", "policy": "walk@3"},
+                "examples": {
+                    "plain": {"value": {"detector": "yolo-v8-small@1.1", "policy": "walk@3"}},
+                    "expected": {
+                        "value": {
+                            "slots": {"detector": "yolo-v8-small@1.1"},
+                            "expected": {"detector": "yolo-v8-small@1.0"},
+                        }
+                    },
+                },
             }
         },
     },
@@ -102,17 +135,32 @@ _BODY_DOC = {
 }
 
 
-def _assignments(request: HttpRequest) -> dict[str, str | None]:
+def _assignments(request: HttpRequest) -> tuple[dict[str, str | None], dict | None]:
+    """(slot -> ref, expected) from either body form.
+
+    ``{"slots": {...}, "expected": {...}}`` is told from the plain ``{slot: ref}`` by
+    ``slots`` holding an object: a plain form's value is a string or null, never one.
+    """
     try:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise SlotErrors(f"the body is not JSON: {exc}", status=422) from None
+    expected = None
+    if isinstance(body, dict) and isinstance(body.get("slots"), dict):
+        unknown = sorted(set(body) - {"slots", "expected"})
+        if unknown:
+            raise SlotErrors(
+                f'unknown field(s) beside "slots": {", ".join(unknown)} (allowed: expected)',
+                status=422,
+            )
+        body, expected = body["slots"], body.get("expected")
     if not isinstance(body, dict) or not body:
         raise SlotErrors(
-            'send a JSON object of slot -> "name@version", e.g. {"detector": "yolo@1.1"}',
+            'send a JSON object of slot -> "name@version", e.g. {"detector": "yolo@1.1"}, '
+            'or {"slots": {...}, "expected": {slot: "<the version you saw>"}}',
             status=422,
         )
-    return body
+    return body, expected
 
 
 @router.post(
@@ -152,14 +200,20 @@ def switch(request: HttpRequest):
     a client that goes away does not stop the switch, which commits or fails as it would
     have.
 
+    **Lost updates.** The body may be ``{"slots": {slot: ref}, "expected": {slot: ref or
+    null}}``: ``expected`` names, per slot of the switch, the version the caller saw it
+    serve. A slot that serves something else now is refused (409) naming who changed it
+    and when; nothing changes. Every refusal is in the audit trail (outcome ``refused``).
+
     Staff (or users with the change_slot permission) may switch anything they see;
     others only slots whose current and new versions they own.
     """
-    assignments = _assignments(request)
+    assignments, expected = _assignments(request)
     if _wants_stream(request):
         return switch_streamed(
             request,
             assignments,
+            expected=expected,
             done_body=lambda result: SwitchOut.model_validate(result.as_dict()).model_dump(
                 mode="json"
             ),
@@ -168,6 +222,7 @@ def switch(request: HttpRequest):
         assignments=assignments,
         actor=request.user,
         actor_label=request_actor_label(request),
+        expected=expected,
     )
     return result.as_dict()
 

@@ -78,6 +78,7 @@ def switch_streamed(
     request: HttpRequest,
     assignments: dict[str, str | None],
     *,
+    expected: dict | None = None,
     done_body: Callable[[SwitchResult], dict[str, Any]],
 ):
     """Run the switch in a thread of its own (not the response's: a client that goes
@@ -98,6 +99,7 @@ def switch_streamed(
                     assignments=assignments,
                     actor=actor,
                     actor_label=actor_label,
+                    expected=expected,
                     listener=feed.put,
                 )
             )

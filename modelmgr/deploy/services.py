@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from modelmgr.deploy.rollback import slot_rollback
 from modelmgr.deploy.slots import slot_create, slot_delete, slot_update
-from modelmgr.deploy.switch import SwitchResult, slot_rollback, slots_switch
+from modelmgr.deploy.switch import SwitchResult, slots_switch
 
 __all__ = [
     "SwitchResult",

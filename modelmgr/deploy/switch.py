@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,10 +15,12 @@ from django.db import DatabaseError, transaction
 
 from modelmgr.audit import audit_record
 from modelmgr.deploy.client import WorkerRefused, worker_client
+from modelmgr.deploy.conflicts import check_expected, clean_expected
 from modelmgr.deploy.errors import SlotErrors, SwitchWorkerUnavailable
 from modelmgr.deploy.events import switch_progress_publish
 from modelmgr.deploy.lock import switch_lock
 from modelmgr.deploy.plan import Step, Target, plan_build
+from modelmgr.deploy.refusals import refusals_audited
 from modelmgr.exceptions import ModelmgrError, NotFound, WorkerUnavailable
 from modelmgr.models import AuditEvent, ModelVersion, Slot
 
@@ -178,19 +181,27 @@ def _nudge_back(switch_id: str) -> str:
     return "; the worker is back on the desired state in the database"
 
 
-def _switch(
+def switch_targets(
     *,
     targets: dict[str, Target],
     actor,
     actor_label: str | None,
     action: str,
+    expected: dict[str, str | None] | None = None,
     listener: SwitchListener | None = None,
 ) -> SwitchResult:
     started = time.perf_counter()
     switch_id = uuid.uuid4().hex[:12]
-    plan_build(targets=targets, actor=actor)  # fail fast, before waiting for the lock
-    with switch_lock(switch_id=switch_id, slots=list(targets)):
-        steps = plan_build(targets=targets, actor=actor)  # the state may have moved meanwhile
+    refusals = {"actor": actor, "actor_label": actor_label, "action": action, "targets": targets}
+    with ExitStack() as held:
+        with refusals_audited(**refusals):
+            plan_build(targets=targets, actor=actor)  # fail fast, before waiting for the lock
+            expected = clean_expected(expected, targets=targets)
+            check_expected(expected)
+            held.enter_context(switch_lock(switch_id=switch_id, slots=list(targets)))
+            # The state may have moved while this switch waited for the lock.
+            steps = plan_build(targets=targets, actor=actor)
+            check_expected(expected)
         result = SwitchResult(switch_id=switch_id)
         for step in steps:
             result.slots[step.slot.name] = SlotReport(
@@ -254,6 +265,7 @@ def slots_switch(
     assignments: dict[str, str | None],
     actor,
     actor_label: str | None = None,
+    expected: dict[str, str | None] | None = None,
     listener: SwitchListener | None = None,
 ) -> SwitchResult:
     """Make each slot serve its assigned version, all or nothing.
@@ -286,37 +298,21 @@ def slots_switch(
 
     ``None`` as a ref stops the slot serving anything.
 
+    ``expected`` (optional) maps a slot of the switch to the version its caller saw it
+    serve (a ref, or None for an empty slot), as an ``If-Match``: checked in steps 1
+    and 2, a slot that serves something else now is refused (409) naming who changed it
+    and when (modelmgr.deploy.conflicts), so a stale page cannot revert another
+    operator's switch. Every refusal in steps 1-2 writes a ``refused`` audit row.
+
     ``listener``, if given, is called with every event published in steps 3-5, in order,
     from this thread (the API streams them to its caller). Nothing is published before
     the worker is asked, so a refusal in steps 1-2 raises before the first call.
     """
-    return _switch(
+    return switch_targets(
         targets=dict(assignments) if isinstance(assignments, dict) else assignments,
         actor=actor,
         actor_label=actor_label,
         action="slot.switch",
+        expected=expected,
         listener=listener,
-    )
-
-
-def slot_rollback(*, slot_name: str, actor, actor_label: str | None = None) -> SwitchResult:
-    """Switch ``slot_name`` back to its previous version (409 when it has none).
-
-    Same path as ``slots_switch``; afterwards the version rolled away from becomes the
-    previous one, so a second rollback undoes the first.
-    """
-    slot = Slot.objects.select_related("previous_version__model").filter(name=slot_name).first()
-    if slot is None:
-        raise NotFound(f"there is no slot named {slot_name!r}")
-    if slot.previous_version is None:
-        raise SlotErrors(
-            f"slot {slot_name} has no previous version to roll back to",
-            slots={slot_name: "no previous version"},
-            status=409,
-        )
-    return _switch(
-        targets={slot_name: slot.previous_version},
-        actor=actor,
-        actor_label=actor_label,
-        action="slot.rollback",
     )

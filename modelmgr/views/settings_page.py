@@ -17,6 +17,8 @@ from modelmgr.views.slots import slot_cards
 from modelmgr.views.switching import switch_run_get, switch_run_latest, switch_run_start
 
 SELECT_PREFIX = "slot-"
+# The version the page showed for a slot: what a switch of it expects to replace.
+SEEN_PREFIX = "seen-"
 
 
 def _actor_label(request) -> str:
@@ -62,7 +64,13 @@ def _respond(request: HtmxHttpRequest, *, run=None, error: str = ""):
 @login_required
 @require_POST
 def settings_apply(request: HtmxHttpRequest):
-    """Switch every slot whose dropdown names a version other than the active one."""
+    """Switch the slots the operator changed, each expected to serve what the page showed.
+
+    A select left on "keep" (its value equals the ``seen-<slot>`` field: the version the
+    page showed) is not part of the switch at all, so a stale page cannot revert another
+    operator's switch of it; a changed slot carries what the page showed as ``expected``
+    and is refused (409, naming who changed it) when it serves something else now.
+    """
     from modelmgr.deploy.services import slots_switch
 
     active = {
@@ -70,26 +78,39 @@ def settings_apply(request: HtmxHttpRequest):
         for slot in Slot.objects.select_related("active_version__model__owner")
     }
     assignments: dict[str, str] = {}
+    expected: dict[str, str | None] = {}
     for key, value in request.POST.items():
         if not key.startswith(SELECT_PREFIX) or not value:
             continue
         slot_name = key[len(SELECT_PREFIX) :]
-        if slot_name not in active:
-            return _respond(request, error=f"there is no slot named {slot_name!r}")
-        current = active[slot_name]
-        if current is None or value != _qualified_ref(current):
-            assignments[slot_name] = value
+        seen_key = f"{SEEN_PREFIX}{slot_name}"
+        if seen_key in request.POST:
+            seen = request.POST[seen_key]
+            if value == seen:
+                continue  # "keep": left as the page showed it
+            expected[slot_name] = seen or None
+        elif slot_name in active:
+            # A form without what it showed (an old page, a script): skip a "keep".
+            current = active[slot_name]
+            if current is not None and value == _qualified_ref(current):
+                continue
+        assignments[slot_name] = value
     if not assignments:
         return _respond(
             request,
             error="Nothing to apply: every slot already serves the version selected for it.",
         )
+    unknown = sorted(set(assignments) - set(active))
+    if unknown:
+        return _respond(request, error=f"there is no slot named {unknown[0]!r}")
     user, label = request.user, _actor_label(request)
     run = switch_run_start(
         kind="switch",
         assignments=assignments,
         actor_label=label,
-        call=lambda: slots_switch(assignments=assignments, actor=user, actor_label=label),
+        call=lambda: slots_switch(
+            assignments=assignments, actor=user, actor_label=label, expected=expected or None
+        ),
     )
     return _respond(request, run=run)
 
@@ -97,18 +118,26 @@ def settings_apply(request: HtmxHttpRequest):
 @login_required
 @require_POST
 def settings_rollback(request: HtmxHttpRequest, slot_name: str):
+    """Roll back to the version the button named (``rollback-to``) or be refused."""
     from modelmgr.deploy.services import slot_rollback
 
-    slot = get_object_or_404(Slot.objects.select_related("previous_version__model"), name=slot_name)
-    if slot.previous_version_id is None:
+    slot = get_object_or_404(
+        Slot.objects.select_related("previous_version__model__owner"), name=slot_name
+    )
+    to = request.POST.get("rollback-to") or None
+    seen_key = f"{SEEN_PREFIX}{slot_name}"
+    expected = request.POST[seen_key] if seen_key in request.POST else None
+    if to is None and slot.previous_version_id is None:
         return _respond(request, error=f"slot {slot_name} has no previous version to roll back to")
     user, label = request.user, _actor_label(request)
-    target = slot.previous_version.ref
+    target = to or _qualified_ref(slot.previous_version)
     run = switch_run_start(
         kind="rollback",
         assignments={slot_name: target},
         actor_label=label,
-        call=lambda: slot_rollback(slot_name=slot_name, actor=user, actor_label=label),
+        call=lambda: slot_rollback(
+            slot_name=slot_name, actor=user, actor_label=label, to=target, expected=expected
+        ),
     )
     return _respond(request, run=run)
 

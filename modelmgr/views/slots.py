@@ -16,6 +16,7 @@ class SlotCard:
     previous: ModelVersion | None
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
     active_value: str = ""
+    previous_value: str = ""
 
 
 def qualified_ref(version: ModelVersion) -> str:
@@ -47,6 +48,8 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
         card = SlotCard(slot=slot, active=slot.active_version, previous=slot.previous_version)
         if slot.active_version is not None:
             card.active_value = qualified_ref(slot.active_version)
+        if slot.previous_version is not None:
+            card.previous_value = qualified_ref(slot.previous_version)
         for version in versions:
             if not version.is_deployable() or version_fits_slot(version, slot):
                 continue

@@ -36,7 +36,8 @@ def test_refusal_names_the_cause_per_slot_and_changes_nothing(api, serving):
         "det": "clf@2 does not fit slot det: clf@2 is a classifier model, slot det serves detector",
     }
     assert Slot.objects.get(name="clf").active_version_id == serving.pk
-    assert not AuditEvent.objects.exists()
+    refusal = AuditEvent.objects.get()
+    assert (refusal.outcome, refusal.error) == ("refused", body["detail"])
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,8 @@ def test_malformed_body_is_422(api, serving, raw, named):
     response = api.generic("POST", "/api/v1/switch", raw, content_type="application/json")
     assert response.status_code == 422
     assert named in str(response.json())
-    assert not AuditEvent.objects.exists()
+    # A body that names slots is a refused switch (audited); one that does not, is noise.
+    assert not AuditEvent.objects.exclude(outcome="refused").exists()
 
 
 def test_worker_down_is_503_naming_the_worker(api, serving, closed_port_worker):

@@ -21,6 +21,23 @@ def run_action(client, url: str, action: str, *objects) -> str:
     return response.content.decode()
 
 
+def confirm_rollback(client, slot, *, to: str, seen: str) -> str:
+    """What the confirmation page posts back."""
+    response = client.post(
+        SLOTS,
+        {
+            "action": "rollback_slots",
+            "confirm": "yes",
+            "_selected_action": [slot.pk],
+            f"to-{slot.name}": to,
+            f"seen-{slot.name}": seen,
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
 @pytest.fixture
 def v1(staff, model_files, tmp_path):
     return ingested(staff, model_files, tmp_path, version="1")
@@ -89,7 +106,11 @@ def test_activate_then_rollback_through_the_worker(
         html = run_action(staff_client, VERSIONS, "activate_in_slot", v2)
         assert "Switched: classifier → stella/clf@2" in html
         assert Slot.objects.get().active_version == v2
-        html = run_action(staff_client, SLOTS, "rollback_slots", Slot.objects.get())
+        slot = Slot.objects.get()
+        confirm = run_action(staff_client, SLOTS, "rollback_slots", slot)
+        assert "from <code>stella/clf@2</code> back to <code>stella/clf@1</code>" in confirm
+        assert Slot.objects.get().active_version == v2  # nothing happens before confirming
+        html = confirm_rollback(staff_client, slot, to="stella/clf@1", seen="stella/clf@2")
         assert "Rolled back: classifier → clf@1" in html
         assert worker.client().get("/status").json()["slots"]["classifier"]["ref"] == "clf@1"
     actions = list(
@@ -99,6 +120,34 @@ def test_activate_then_rollback_through_the_worker(
         ("slot.rollback", "stella (admin)"),
         ("slot.switch", "stella (admin)"),
     ]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmed_rollback_goes_to_the_version_named_or_is_refused(
+    staff_client, staff, model_files, tmp_path, settings, v1
+):
+    from modelmgr.deploy.services import slots_switch
+
+    v2 = ingested(staff, model_files, tmp_path, version="2", seed=9)
+    ingested(staff, model_files, tmp_path, version="3", seed=8)
+    serving_slot("classifier", v1)
+    with start_worker() as worker:
+        worker.wait_ready()
+        settings.MODELMGR_WORKER_URL = worker.url
+        slots_switch(assignments={"classifier": "clf@2"}, actor=staff, actor_label="bob")
+        slot = Slot.objects.get()
+        confirm = run_action(staff_client, SLOTS, "rollback_slots", slot)
+        assert "back to <code>stella/clf@1</code>" in confirm
+        # Before stella confirms, bob moves on: clf@1 is no longer the previous version.
+        slots_switch(assignments={"classifier": "clf@3"}, actor=staff, actor_label="bob")
+        html = confirm_rollback(staff_client, slot, to="stella/clf@1", seen="stella/clf@2")
+        assert "Not rolled back: classifier: rollback refused, nothing changed: slot " in html
+        assert "can no longer roll back to stella/clf@1" in html and "changed by bob" in html
+        assert Slot.objects.get().active_version.version == "3"
+        assert v2.pk == Slot.objects.get().previous_version_id
+    refused = AuditEvent.objects.get(outcome="refused")
+    assert (refused.action, refused.actor_label) == ("slot.rollback", "stella (admin)")
 
 
 IMPORTS = "/admin/modelmgr/downloadjob/"
