@@ -202,7 +202,7 @@ def test_the_migration_retypes_rows_stored_with_the_systems_guess(api, onnx_byte
     from modelmgr.models import ArtifactFile
 
     ArtifactFile.objects.update(content_type="application/vnd.snesdev-page-table")
-    migration = importlib.import_module("modelmgr.migrations.0005_h4_content_types")
+    migration = importlib.import_module("modelmgr.migrations.0007_content_types")
     migration.retype(apps, None)
     assert set(ArtifactFile.objects.values_list("content_type", flat=True)) == {
         "application/octet-stream"

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('modelmgr', '0004_version_pinned'),
+        ("modelmgr", "0004_version_pinned"),
     ]
 
     operations = [

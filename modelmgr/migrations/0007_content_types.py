@@ -17,7 +17,7 @@ def retype(apps, schema_editor):  # noqa: ARG001
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modelmgr", "0004_version_pinned"),
+        ("modelmgr", "0006_usage_refused"),
     ]
 
     operations = [migrations.RunPython(retype, migrations.RunPython.noop)]

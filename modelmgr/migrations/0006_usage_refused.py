@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modelmgr", "0004_version_pinned"),
+        ("modelmgr", "0005_audit_refused"),
     ]
 
     operations = [
