@@ -81,6 +81,9 @@ def _describe(event: dict[str, Any]) -> str:
     parts = []
     for key in ("slot", "ref", "phase", "message", "detail", "error"):
         value = event.get(key)
+        if key == "phase" and isinstance(value, str):
+            # The stepper's words: the worker says "warming", the page "warming up".
+            value = _PHASE_ALIASES.get(value.strip().lower(), value)
         if value not in (None, "") and not isinstance(value, dict | list):
             parts.append(f"{key}: {value}" if key in ("message", "detail", "error") else str(value))
     name = _phase_name(event)

@@ -11,6 +11,7 @@ publishes them (``switch.progress``), and this module publishes the outcome
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -25,6 +26,9 @@ from modelmgr.views.common import error_text
 
 log = logging.getLogger(__name__)
 KEEP_RUNS = 20
+# The services' details open with what happened ("switch failed, nothing changed: ");
+# the page says that in its own headline and shows the cause after it.
+_LEAD = re.compile(r"^(switch|rollback) (failed|refused)(, [^:]*)?: ", re.IGNORECASE)
 
 
 @dataclass
@@ -45,6 +49,17 @@ class SwitchRun:
     @property
     def running(self) -> bool:
         return self.ok is None
+
+    @property
+    def refused(self) -> bool:
+        """Refused before anything was tried (a stale page, a bad choice), not failed."""
+        match = _LEAD.match(self.error)
+        return bool(match) and match[2].lower() == "refused"
+
+    @property
+    def cause(self) -> str:
+        """The error without the lead its headline already says."""
+        return _LEAD.sub("", self.error, count=1)
 
     @property
     def duration_ms(self) -> float | None:

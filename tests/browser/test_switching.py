@@ -3,6 +3,8 @@ what the robots see through the API meanwhile."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from modelmgr.models import AuditEvent, Slot
@@ -61,6 +63,9 @@ def test_a_switch_shows_its_phases_live_then_green(deployed, staff, stack, page)
     page.wait_for_selector("#switch-result .msg.ok")
     for phase in ("validating", "loading", "swapping"):
         assert page.locator(f"#switch-log li:has-text('{phase}')").count() >= 1
+    # The log names the phases as the stepper does ("warming up", never bare "warming").
+    log_text = page.inner_text("#switch-log")
+    assert "warming up" in log_text and not re.search(r"warming(?! up)", log_text), log_text
     for phase in PHASES:
         assert page.get_attribute(f"#switch-stepper li[data-phase='{phase}']", "class") == "done"
     assert "clf@3-gated" in page.inner_text("#switch-result")
@@ -80,6 +85,7 @@ def test_a_failed_switch_is_red_and_the_old_model_still_serves(deployed, staff, 
     result = page.wait_for_selector("#switch-result .msg.err")
     text = result.inner_text()
     assert "Switch failed" in text and "classifier" in text
+    assert "switch failed, nothing changed" not in text  # the headline says it once
     assert "sha256" in text or "corrupt" in text or "integrity" in text, text
     assert page.locator("#switch-stepper li.failed").count() == 1
     assert page.inner_text("#slot-classifier .active-ref") == "clf@1"

@@ -52,6 +52,14 @@ def test_each_slot_shows_its_model_and_only_the_versions_that_fit(
 
 
 @pytest.mark.django_db
+def test_the_nav_and_the_title_both_say_slots(owner_client):
+    html = owner_client.get("/settings").content.decode()
+    assert '<a href="/settings" class="active">Slots</a>' in html
+    assert "<title>Slots · modelmgr</title>" in html and "<h1>Slots</h1>" in html
+    assert ">Settings<" not in html
+
+
+@pytest.mark.django_db
 def test_refresh_returns_only_the_slot_cards(owner_client, two_versions):
     serving_slot("classifier", two_versions[0])
     html = owner_client.get("/settings", **HTMX).content.decode()
