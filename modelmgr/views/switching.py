@@ -119,6 +119,12 @@ def switch_run_latest() -> SwitchRun | None:
         return max(_runs.values(), key=lambda r: r.started_at, default=None)
 
 
+def switch_runs_recent(count: int = 3) -> list[SwitchRun]:
+    """The newest runs first: each shown in a box of its own on a page (re)load."""
+    with _runs_lock:
+        return sorted(_runs.values(), key=lambda r: r.started_at, reverse=True)[:count]
+
+
 def switch_run_get(run_id: str) -> SwitchRun | None:
     with _runs_lock:
         return _runs.get(run_id)
@@ -154,9 +160,11 @@ def _jsonable(result: Any) -> dict[str, Any]:
 
 
 def switch_run_start(
-    *, kind: str, assignments: dict[str, str], actor_label: str, call: Callable[[], Any]
+    *, kind: str, assignments: dict[str, str], actor_label: str, call: Callable[[str], Any]
 ) -> SwitchRun:
-    """Start ``call`` (the service call) in a thread; publish ``switch.done`` after it."""
+    """Start ``call(run_id)`` (the service call) in a thread; publish ``switch.done``
+    after it. The service takes the run's id as its switch id, so its progress events
+    land in this run's box on the page."""
     run = SwitchRun(
         id=uuid.uuid4().hex[:12], kind=kind, assignments=dict(assignments), actor_label=actor_label
     )
@@ -164,7 +172,7 @@ def switch_run_start(
     def target() -> None:
         close_old_connections()
         try:
-            run.result = _jsonable(call())
+            run.result = _jsonable(call(run.id))
             run.ok = True
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
             if not hasattr(exc, "detail"):

@@ -16,7 +16,7 @@ from tests.browser.conftest import WAIT_MS, log_in
 from tests.browser.test_switching import deployed  # noqa: F401 - fixture
 from tests.views.support import ingested
 
-OUTCOME = "#switch-result .msg.ok, #switch-result .msg.err"
+OUTCOME = ".switch-result .msg.ok, .switch-result .msg.err"
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def outcome_after_reload(page) -> str:
 def live_switch(page, slot: str, value: str) -> None:
     page.select_option(f"#select-{slot}", value)
     page.click("#apply-changes")
-    page.wait_for_selector("#switch-result .msg.ok")
+    page.wait_for_selector(".switch-result .msg.ok")
 
 
 def test_a_stale_page_does_not_revert_another_operators_switch(
