@@ -65,7 +65,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        self.last_phase = "validating"
+        # Each switch's last phase: two switches' progress must not mix.
+        self.last_phase: dict[str, str] = {}
         server_loop_remember(asyncio.get_running_loop())
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
         await self.channel_layer.group_add(LOCAL_GROUP, self.channel_name)
@@ -86,17 +87,31 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     # --- handlers, one per event type ------------------------------------------------
 
+    async def switch_started(self, event: dict[str, Any]) -> None:
+        await self._push(live.render_switch_started(event))
+
     async def switch_progress(self, event: dict[str, Any]) -> None:
-        phase, failed, terminal = live.phase_of(event, previous=self.last_phase)
-        self.last_phase = phase if not terminal else "validating"
+        switch_id = str(event.get("switch_id") or "")
+        previous = self.last_phase.get(switch_id, "validating")
+        phase, failed, terminal = live.phase_of(event, previous=previous)
+        if terminal:
+            self.last_phase.pop(switch_id, None)
+        else:
+            self.last_phase[switch_id] = phase
         html = live.render_switch_progress(event, phase=phase, failed=failed)
         if terminal:
+            # The failed phase stays known for switch.done, which comes after this.
+            self.last_failed = (switch_id, previous if failed else phase)
             html += await render_once_per_user("slots", event, self.user, live.render_slots_oob)
         await self._push(html)
 
     async def switch_done(self, event: dict[str, Any]) -> None:
-        failed_phase = self.last_phase
-        self.last_phase = "validating"
+        switch_id = str(event.get("switch_id") or "")
+        last = getattr(self, "last_failed", None)
+        failed_phase = (
+            last[1] if last and last[0] == switch_id else self.last_phase.get(switch_id, "")
+        )
+        self.last_phase.pop(switch_id, None)
         html = await render_once_per_user(
             f"done:{failed_phase}",
             event,

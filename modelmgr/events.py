@@ -6,6 +6,8 @@ event or poll, so publishing never fails the change that triggered it.
 
 Event types (``type`` is the consumer's handler name with '.' for '_'):
 
+- ``switch.started``: ``{"switch_id", "kind", "assignments", "actor"}`` once a switch
+  reaches the worker, before its first ``switch.progress`` (modelmgr.deploy.switch).
 - ``switch.progress``: a worker NDJSON switch event plus ``switch_id`` (modelmgr.deploy).
 - ``switch.done``: ``{"switch_id", "ok", "slots": {...} | "error": str}`` (settings page).
 - ``import.progress``: ``{"job": {...}}`` for a DownloadJob (modelmgr.imports).

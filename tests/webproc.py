@@ -64,6 +64,21 @@ class WebProcess:
             time.sleep(0.05)
         raise RuntimeError(f"the web server did not start:\n{self.logs()[-3000:]}")
 
+    def restart(self) -> WebProcess:
+        """Stop the process (keeping its files) and start it again on the same port:
+        what a deploy or a crash does to the browsers connected to it."""
+        self._terminate()
+        return self.start()
+
+    def _terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -17,6 +17,7 @@ def slot_rollback(
     actor_label: str | None = None,
     to: str | None = None,
     expected: str | None = None,
+    switch_id: str | None = None,
 ) -> SwitchResult:
     """Switch ``slot_name`` back to its previous version (409 when it has none).
 
@@ -70,4 +71,5 @@ def slot_rollback(
         actor_label=actor_label,
         action="slot.rollback",
         expected={slot_name: expected} if expected is not None else None,
+        switch_id=switch_id,
     )

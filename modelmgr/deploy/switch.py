@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from modelmgr.audit import audit_record
+from modelmgr.audit import actor_label_for, audit_record
 from modelmgr.deploy.client import WorkerRefused, worker_client
 from modelmgr.deploy.conflicts import check_expected, clean_expected
 from modelmgr.deploy.errors import SlotErrors, SwitchWorkerUnavailable
@@ -21,6 +21,7 @@ from modelmgr.deploy.events import switch_progress_publish
 from modelmgr.deploy.lock import switch_lock
 from modelmgr.deploy.plan import Step, Target, plan_build
 from modelmgr.deploy.refusals import refusals_audited
+from modelmgr.events import events_publish
 from modelmgr.exceptions import ModelmgrError, NotFound, WorkerUnavailable
 from modelmgr.models import AuditEvent, ModelVersion, Slot
 
@@ -120,6 +121,20 @@ class _Run:
             log.warning("switch %s: its listener failed", self.switch_id, exc_info=True)
 
 
+def _announce(run: _Run) -> None:
+    """``switch.started``: pages open a box of its own for this switch before its first
+    progress event, so the phases of two switches never mix (modelmgr.views.live)."""
+    events_publish(
+        "switch.started",
+        {
+            "switch_id": run.switch_id,
+            "kind": "rollback" if run.action == "slot.rollback" else "switch",
+            "assignments": {step.slot.name: _ref(step.target) for step in run.steps},
+            "actor": run.actor_label or actor_label_for(run.actor),
+        },
+    )
+
+
 def _run_worker(run: _Run) -> dict[str, Any]:
     """Stream the worker's /switch; relay every event but the result, which is returned.
 
@@ -189,9 +204,10 @@ def switch_targets(
     action: str,
     expected: dict[str, str | None] | None = None,
     listener: SwitchListener | None = None,
+    switch_id: str | None = None,
 ) -> SwitchResult:
     started = time.perf_counter()
-    switch_id = uuid.uuid4().hex[:12]
+    switch_id = switch_id or uuid.uuid4().hex[:12]
     refusals = {"actor": actor, "actor_label": actor_label, "action": action, "targets": targets}
     with ExitStack() as held:
         with refusals_audited(**refusals):
@@ -215,6 +231,7 @@ def switch_targets(
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
             return result
         run = _Run(switch_id, changing, actor, actor_label, action, started, listener)
+        _announce(run)
         try:
             outcome = _run_worker(run)
         except WorkerRefused as exc:
@@ -267,6 +284,7 @@ def slots_switch(
     actor_label: str | None = None,
     expected: dict[str, str | None] | None = None,
     listener: SwitchListener | None = None,
+    switch_id: str | None = None,
 ) -> SwitchResult:
     """Make each slot serve its assigned version, all or nothing.
 
@@ -315,4 +333,5 @@ def slots_switch(
         action="slot.switch",
         expected=expected,
         listener=listener,
+        switch_id=switch_id,
     )

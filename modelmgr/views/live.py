@@ -81,6 +81,9 @@ def _describe(event: dict[str, Any]) -> str:
     parts = []
     for key in ("slot", "ref", "phase", "message", "detail", "error"):
         value = event.get(key)
+        if key == "phase" and isinstance(value, str):
+            # The stepper's words: the worker says "warming", the page "warming up".
+            value = _PHASE_ALIASES.get(value.strip().lower(), value)
         if value not in (None, "") and not isinstance(value, dict | list):
             parts.append(f"{key}: {value}" if key in ("message", "detail", "error") else str(value))
     name = _phase_name(event)
@@ -98,16 +101,46 @@ def _describe(event: dict[str, Any]) -> str:
     return " · ".join(dict.fromkeys(parts)) or name or "progress"
 
 
+def _run_of(event: dict[str, Any]):
+    """A SwitchRun as a pushed event describes it (the page's run box partials)."""
+    from modelmgr.views.switching import SwitchRun
+
+    return SwitchRun(
+        id=str(event.get("switch_id") or ""),
+        kind=event.get("kind", "switch"),
+        assignments=event.get("assignments") or {},
+        actor_label=event.get("actor", ""),
+    )
+
+
+def render_switch_started(event: dict[str, Any]) -> str:
+    """A new box for the switch, on top of the page's runs (kept if the page has one)."""
+    return render_to_string("settings.html#run-box", {"run": _run_of(event), "new": True})
+
+
 def render_switch_progress(event: dict[str, Any], *, phase: str, failed: bool) -> str:
+    """The switch's own stepper and one line in its own log; the outcome on its last
+    event (a switch that no page started, say through the API, gets no switch.done)."""
+    run_id = str(event.get("switch_id") or "")
     stepper = render_to_string(
-        "partials/stepper.html", {"steps": phase_steps(phase, failed=failed), "oob": True}
+        "partials/stepper.html",
+        {"steps": phase_steps(phase, failed=failed), "oob": True, "run_id": run_id},
     )
     css = "err" if failed else ""
     line = format_html(
-        '<ul id="switch-log" hx-swap-oob="beforeend"><li class="{}">{}</li></ul>',
+        '<ul id="run-{}-log" hx-swap-oob="beforeend"><li class="{}">{}</li></ul>',
+        run_id,
         css,
         _describe(event),
     )
+    if _phase_name(event) == "result":
+        run = _run_of(event)
+        run.ok = bool(event.get("ok"))
+        errors = event.get("errors")
+        if isinstance(errors, dict):
+            run.error = "; ".join(f"{slot}: {cause}" for slot, cause in errors.items())
+        run.finished_at = run.started_at
+        line += render_to_string("settings.html#switch-result", {"run": run})
     return stepper + line
 
 
@@ -120,15 +153,8 @@ def render_slots_oob(user) -> str:
 
 
 def render_switch_done(user, event: dict[str, Any], *, failed_phase: str) -> str:
-    """The outcome box, the final stepper, and the slot cards as they are now."""
-    from modelmgr.views.switching import SwitchRun
-
-    run = SwitchRun(
-        id=event.get("switch_id", ""),
-        kind=event.get("kind", "switch"),
-        assignments=event.get("assignments") or {},
-        actor_label=event.get("actor", ""),
-    )
+    """The run's outcome box, its final stepper, and the slot cards as they are now."""
+    run = _run_of(event)
     run.ok = bool(event.get("ok"))
     run.error = event.get("error") or ""
     run.result = event.get("result") or {}
@@ -139,7 +165,9 @@ def render_switch_done(user, event: dict[str, Any], *, failed_phase: str) -> str
         if run.ok
         else phase_steps(failed_phase if failed_phase in PHASES else "validating", failed=True)
     )
-    html = render_to_string("partials/stepper.html", {"steps": steps, "oob": True})
+    html = render_to_string(
+        "partials/stepper.html", {"steps": steps, "oob": True, "run_id": run.id}
+    )
     html += render_to_string("settings.html#switch-result", {"run": run, "user": user})
     return html + render_slots_oob(user)
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from modelmgr.models import Slot
 from modelmgr.views.common import HtmxHttpRequest, render_page
 from modelmgr.views.slots import slot_cards
-from modelmgr.views.switching import switch_run_get, switch_run_latest, switch_run_start
+from modelmgr.views.switching import switch_run_get, switch_run_start, switch_runs_recent
 
 SELECT_PREFIX = "slot-"
 # The version the page showed for a slot: what a switch of it expects to replace.
@@ -28,7 +28,7 @@ def _actor_label(request) -> str:
 
 
 def settings_context(user) -> dict:
-    return {"cards": slot_cards(user=user), "run": switch_run_latest()}
+    return {"cards": slot_cards(user=user), "runs": switch_runs_recent(), "poll": True}
 
 
 @login_required
@@ -44,9 +44,11 @@ def settings_run(request: HtmxHttpRequest, run_id: str):
     """The outcome box of a run, polled while it runs (a fallback for a missed event)."""
     run = switch_run_get(run_id)
     if run is None:
-        return render_page(request, "settings.html", {"gone": True}, partial="switch-result")
+        context = {"gone": True, "run_id": run_id}
+        return render_page(request, "settings.html", context, partial="switch-result")
     if run.running:
-        return render_page(request, "settings.html", {"run": run}, partial="switch-result")
+        context = {"run": run, "poll": True}
+        return render_page(request, "settings.html", context, partial="switch-result")
     context = {"run": run, "cards": slot_cards(user=request.user)}
     return render_page(request, "settings.html", context, partial="run-finished")
 
@@ -56,9 +58,8 @@ def _respond(request: HtmxHttpRequest, *, run=None, error: str = ""):
         if error:
             messages.error(request, error)
         return redirect("settings")
-    return render_page(
-        request, "settings.html", {"run": run, "form_error": error}, partial="switch-status"
-    )
+    context = {"run": run, "form_error": error, "poll": True}
+    return render_page(request, "settings.html", context, partial="apply-answer")
 
 
 @login_required
@@ -108,8 +109,12 @@ def settings_apply(request: HtmxHttpRequest):
         kind="switch",
         assignments=assignments,
         actor_label=label,
-        call=lambda: slots_switch(
-            assignments=assignments, actor=user, actor_label=label, expected=expected or None
+        call=lambda switch_id: slots_switch(
+            assignments=assignments,
+            actor=user,
+            actor_label=label,
+            expected=expected or None,
+            switch_id=switch_id,
         ),
     )
     return _respond(request, run=run)
@@ -135,8 +140,13 @@ def settings_rollback(request: HtmxHttpRequest, slot_name: str):
         kind="rollback",
         assignments={slot_name: target},
         actor_label=label,
-        call=lambda: slot_rollback(
-            slot_name=slot_name, actor=user, actor_label=label, to=target, expected=expected
+        call=lambda switch_id: slot_rollback(
+            slot_name=slot_name,
+            actor=user,
+            actor_label=label,
+            to=target,
+            expected=expected,
+            switch_id=switch_id,
         ),
     )
     return _respond(request, run=run)

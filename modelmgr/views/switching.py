@@ -11,6 +11,7 @@ publishes them (``switch.progress``), and this module publishes the outcome
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -25,6 +26,9 @@ from modelmgr.views.common import error_text
 
 log = logging.getLogger(__name__)
 KEEP_RUNS = 20
+# The services' details open with what happened ("switch failed, nothing changed: ");
+# the page says that in its own headline and shows the cause after it.
+_LEAD = re.compile(r"^(switch|rollback) (failed|refused)(, [^:]*)?: ", re.IGNORECASE)
 
 
 @dataclass
@@ -45,6 +49,17 @@ class SwitchRun:
     @property
     def running(self) -> bool:
         return self.ok is None
+
+    @property
+    def refused(self) -> bool:
+        """Refused before anything was tried (a stale page, a bad choice), not failed."""
+        match = _LEAD.match(self.error)
+        return bool(match) and match[2].lower() == "refused"
+
+    @property
+    def cause(self) -> str:
+        """The error without the lead its headline already says."""
+        return _LEAD.sub("", self.error, count=1)
 
     @property
     def duration_ms(self) -> float | None:
@@ -104,6 +119,12 @@ def switch_run_latest() -> SwitchRun | None:
         return max(_runs.values(), key=lambda r: r.started_at, default=None)
 
 
+def switch_runs_recent(count: int = 3) -> list[SwitchRun]:
+    """The newest runs first: each shown in a box of its own on a page (re)load."""
+    with _runs_lock:
+        return sorted(_runs.values(), key=lambda r: r.started_at, reverse=True)[:count]
+
+
 def switch_run_get(run_id: str) -> SwitchRun | None:
     with _runs_lock:
         return _runs.get(run_id)
@@ -139,9 +160,11 @@ def _jsonable(result: Any) -> dict[str, Any]:
 
 
 def switch_run_start(
-    *, kind: str, assignments: dict[str, str], actor_label: str, call: Callable[[], Any]
+    *, kind: str, assignments: dict[str, str], actor_label: str, call: Callable[[str], Any]
 ) -> SwitchRun:
-    """Start ``call`` (the service call) in a thread; publish ``switch.done`` after it."""
+    """Start ``call(run_id)`` (the service call) in a thread; publish ``switch.done``
+    after it. The service takes the run's id as its switch id, so its progress events
+    land in this run's box on the page."""
     run = SwitchRun(
         id=uuid.uuid4().hex[:12], kind=kind, assignments=dict(assignments), actor_label=actor_label
     )
@@ -149,7 +172,7 @@ def switch_run_start(
     def target() -> None:
         close_old_connections()
         try:
-            run.result = _jsonable(call())
+            run.result = _jsonable(call(run.id))
             run.ok = True
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user
             if not hasattr(exc, "detail"):

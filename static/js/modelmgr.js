@@ -17,13 +17,74 @@
     if (label) label.textContent = on ? "live" : "offline";
     document.body.dataset.live = on ? "1" : "0";
   }
-  document.addEventListener("htmx:wsOpen", function () { setLive(true); });
+  /* After a reconnect (a server restart, a network drop) the page may have missed
+     pushes: elements with data-reconnect-get="<url>" are fetched afresh. */
+  var socketOpened = false;
+  document.addEventListener("htmx:wsOpen", function () {
+    setLive(true);
+    if (socketOpened && window.htmx) {
+      document.querySelectorAll("[data-reconnect-get]").forEach(function (el) {
+        window.htmx.ajax("GET", el.dataset.reconnectGet, { target: el, swap: "outerHTML" });
+      });
+    }
+    socketOpened = true;
+  });
   document.addEventListener("htmx:wsClose", function () { setLive(false); });
   document.addEventListener("htmx:wsError", function () { setLive(false); });
 
   /* toasts fade out by CSS; remove them once they have */
   document.addEventListener("animationend", function (evt) {
     if (evt.target.classList && evt.target.classList.contains("toast")) evt.target.remove();
+  });
+
+  /* settings: choices selected but not yet applied survive a re-render of the slot
+     cards (a live push, a refresh, a reconnect), with the version the card showed when
+     the choice was made: applying it still expects that version, so a slot someone
+     switched meanwhile is refused by the server rather than silently overwritten. */
+  var pending = {};
+  document.addEventListener("change", function (evt) {
+    var select = evt.target;
+    if (!select.matches || !select.matches("#slots select[name^='slot-']")) return;
+    var slot = select.name.slice("slot-".length);
+    var seen = document.getElementById("seen-" + slot);
+    var keep = select.options.length ? select.options[0].value : "";
+    if (select.value === keep && seen && seen.value === keep) { delete pending[slot]; return; }
+    pending[slot] = { value: select.value,
+                      seen: pending[slot] ? pending[slot].seen : (seen ? seen.value : "") };
+  });
+  function restorePending() {
+    Object.keys(pending).forEach(function (slot) {
+      var select = document.getElementById("select-" + slot);
+      var seen = document.getElementById("seen-" + slot);
+      if (!select) { delete pending[slot]; return; }
+      var choice = pending[slot];
+      if (!Array.prototype.some.call(select.options, function (o) { return o.value === choice.value; })) {
+        delete pending[slot];
+        return;
+      }
+      select.value = choice.value;
+      if (seen) seen.value = choice.seen;
+      var card = document.getElementById("slot-" + slot);
+      if (card) card.classList.add("pending");
+    });
+  }
+  document.addEventListener("htmx:afterSettle", restorePending);
+  document.addEventListener("htmx:wsAfterMessage", restorePending);
+  document.addEventListener("htmx:oobAfterSwap", restorePending);
+  /* applying sends every pending choice: from then on the server's answer rules */
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (evt.detail && evt.detail.elt && evt.detail.elt.id === "switch-form") pending = {};
+  });
+
+  /* a run's box is created once: the answer to Apply and the live push may both bring
+     it, and the second must not wipe the log lines the first has gathered */
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var fragment = evt.detail && evt.detail.fragment;
+    var incoming = fragment && (fragment.firstElementChild || fragment);
+    if (incoming && incoming.hasAttribute && incoming.hasAttribute("data-create-only") &&
+        evt.detail.target && evt.detail.target.id === incoming.id) {
+      evt.detail.shouldSwap = false;
+    }
   });
 
   /* The socket pushes every page the same fragments (a slot card, a worker panel, an

@@ -3,6 +3,8 @@ what the robots see through the API meanwhile."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from modelmgr.models import AuditEvent, Slot
@@ -50,20 +52,23 @@ def test_a_switch_shows_its_phases_live_then_green(deployed, staff, stack, page)
     page.select_option("#select-classifier", "stella/clf@3-gated")
     page.click("#apply-changes")
     # The worker's load is held by the gate: the page shows "loading" as it happens.
-    page.wait_for_selector("#switch-stepper li.active[data-phase='loading']")
-    page.wait_for_selector("#switch-log li:has-text('validating')")
-    assert page.is_visible("#switch-result .msg.info")
+    page.wait_for_selector(".run .stepper li.active[data-phase='loading']")
+    page.wait_for_selector(".run .log li:has-text('validating')")
+    assert page.is_visible(".switch-result .msg.info")
     screenshot(page, "settings-switching.png")
     # Meanwhile the old model keeps answering.
     assert predict_ref(stack, token) == "clf@1"
 
     gate.touch()
-    page.wait_for_selector("#switch-result .msg.ok")
+    page.wait_for_selector(".switch-result .msg.ok")
     for phase in ("validating", "loading", "swapping"):
-        assert page.locator(f"#switch-log li:has-text('{phase}')").count() >= 1
+        assert page.locator(f".run .log li:has-text('{phase}')").count() >= 1
+    # The log names the phases as the stepper does ("warming up", never bare "warming").
+    log_text = page.inner_text(".run .log")
+    assert "warming up" in log_text and not re.search(r"warming(?! up)", log_text), log_text
     for phase in PHASES:
-        assert page.get_attribute(f"#switch-stepper li[data-phase='{phase}']", "class") == "done"
-    assert "clf@3-gated" in page.inner_text("#switch-result")
+        assert page.get_attribute(f".run .stepper li[data-phase='{phase}']", "class") == "done"
+    assert "clf@3-gated" in page.inner_text(".switch-result")
     # The slot card was re-rendered from the server, without a reload.
     page.wait_for_selector("#slot-classifier .active-ref:text('clf@3-gated')")
     assert predict_ref(stack, token) == "clf@3-gated"
@@ -77,11 +82,12 @@ def test_a_failed_switch_is_red_and_the_old_model_still_serves(deployed, staff, 
     log_in(page, "stella", "pw-stella")
     page.select_option("#select-classifier", "stella/clf@2")
     page.click("#apply-changes")
-    result = page.wait_for_selector("#switch-result .msg.err")
+    result = page.wait_for_selector(".switch-result .msg.err")
     text = result.inner_text()
     assert "Switch failed" in text and "classifier" in text
+    assert "switch failed, nothing changed" not in text  # the headline says it once
     assert "sha256" in text or "corrupt" in text or "integrity" in text, text
-    assert page.locator("#switch-stepper li.failed").count() == 1
+    assert page.locator(".run .stepper li.failed").count() == 1
     assert page.inner_text("#slot-classifier .active-ref") == "clf@1"
     assert predict_ref(stack, token) == "clf@1"
     assert Slot.objects.get(name="classifier").active_version == deployed["v1"]
@@ -95,11 +101,11 @@ def test_rollback_button_switches_back(deployed, staff, stack, page):
     log_in(page, "stella", "pw-stella")
     page.select_option("#select-classifier", "stella/clf@2")
     page.click("#apply-changes")
-    page.wait_for_selector("#switch-result .msg.ok")
+    page.wait_for_selector(".switch-result .msg.ok")
     page.wait_for_selector("#rollback-classifier")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#rollback-classifier")
-    page.wait_for_selector("#switch-result .msg.ok:has-text('Rolled back')")
+    page.wait_for_selector(".switch-result .msg.ok:has-text('Rolled back')")
     page.wait_for_selector("#slot-classifier .active-ref:text('clf@1')")
     assert predict_ref(stack, token) == "clf@1"
 
@@ -108,10 +114,10 @@ def test_a_switch_made_through_the_api_shows_on_an_open_settings_page(deployed, 
     token = make_token(staff)
     stack.sync()
     log_in(page, "stella", "pw-stella")
-    assert not page.is_visible("#switch-status")  # nothing running: the panel is hidden
+    assert page.locator("#switch-runs .run").count() == 0  # no run: no box
     with stack.api(token) as api:
         answer = api.post("/api/v1/switch", json={"classifier": "stella/clf@2"})
     assert answer.status_code == 200, answer.text
-    page.wait_for_selector("#switch-log li:has-text('switch succeeded')")
-    assert page.is_visible("#switch-status")
+    page.wait_for_selector(".run .log li:has-text('switch succeeded')")
+    assert page.is_visible("#switch-runs .run")
     page.wait_for_selector("#slot-classifier .active-ref:text('clf@2')")

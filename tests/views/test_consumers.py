@@ -87,10 +87,10 @@ async def test_switch_progress_pushes_the_stepper_and_a_log_line(django_user_mod
         },
     )
     html = await ws.receive_from()
-    assert '<ol class="stepper" id="switch-stepper" hx-swap-oob="true">' in html
+    assert '<ol class="stepper" id="run-s1-stepper" hx-swap-oob="true">' in html
     assert '<li class="done" data-phase="validating">' in html
     assert '<li class="active" data-phase="loading">' in html
-    assert '<ul id="switch-log" hx-swap-oob="beforeend">' in html
+    assert '<ul id="run-s1-log" hx-swap-oob="beforeend">' in html
     assert "detector · yolo@2 · loading" in html
     await ws.disconnect()
 
@@ -99,7 +99,8 @@ async def test_a_failed_switch_marks_the_phase_it_failed_in(django_user_model):
     _, ws = await logged_in(django_user_model)
     layer = get_channel_layer()
     await layer.group_send(
-        EVENTS_GROUP, {"type": "switch.progress", "phase": "warmup", "slot": "detector"}
+        EVENTS_GROUP,
+        {"type": "switch.progress", "switch_id": "s1", "phase": "warmup", "slot": "detector"},
     )
     await ws.receive_from()
     await layer.group_send(
@@ -117,9 +118,9 @@ async def test_a_failed_switch_marks_the_phase_it_failed_in(django_user_model):
     )
     html = await ws.receive_from()
     assert '<li class="failed" data-phase="warming up">' in html
-    assert '<div id="switch-result">' in html and 'class="msg err"' in html
+    assert '<div id="run-s1-result" class="switch-result">' in html and 'class="msg err"' in html
     assert "shape mismatch" in html and "previous models keep serving" in html
-    assert '<div id="slots" class="grid slots" hx-swap-oob="true">' in html
+    assert 'data-reconnect-get="/settings" hx-swap-oob="true">' in html
     await ws.disconnect()
 
 

@@ -52,6 +52,14 @@ def test_each_slot_shows_its_model_and_only_the_versions_that_fit(
 
 
 @pytest.mark.django_db
+def test_the_nav_and_the_title_both_say_slots(owner_client):
+    html = owner_client.get("/settings").content.decode()
+    assert '<a href="/settings" class="active">Slots</a>' in html
+    assert "<title>Slots · modelmgr</title>" in html and "<h1>Slots</h1>" in html
+    assert ">Settings<" not in html
+
+
+@pytest.mark.django_db
 def test_refresh_returns_only_the_slot_cards(owner_client, two_versions):
     serving_slot("classifier", two_versions[0])
     html = owner_client.get("/settings", **HTMX).content.decode()
@@ -90,8 +98,10 @@ def test_a_switch_without_a_worker_ends_red_and_changes_nothing(
         "/settings/apply", {"slot-classifier": "olivia/clf@2"}, **HTMX
     ).content.decode()
     # The page answers at once with the switching panel; the phases come over the socket.
-    assert html.lstrip().startswith('<section id="switch-status" class="panel">')
-    assert 'id="switch-stepper"' in html and 'id="switch-log"' in html
+    run = switch_run_latest()
+    assert html.lstrip().startswith('<div id="switch-status"></div>')
+    assert f'<section id="run-{run.id}" class="panel run"' in html
+    assert f'id="run-{run.id}-stepper"' in html and f'id="run-{run.id}-log"' in html
     outcome = finished_run_html(owner_client)
     assert 'class="msg err"' in outcome and "unavailable" in outcome
     assert "previous models keep serving" in outcome
