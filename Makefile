@@ -9,7 +9,7 @@ PG_URL    ?= postgres://postgres@127.0.0.1:5432/test
 REDIS     ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres browser screenshots lint clean
+.PHONY: setup run test test-sqlite test-postgres browser schemathesis screenshots lint clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,18 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and not root: browser tests will be skipped"; fi; }
 
-test: setup browser
+# schemathesis for the API contract test (tests/contract), in a venv of its own so its
+# dependencies never meet the project's.
+ST_VENV   := var/schemathesis-venv
+ST_STAMP  := $(ST_VENV)/.installed
+schemathesis: $(ST_STAMP)
+
+$(ST_STAMP): tests/contract/requirements.txt
+	test -x $(ST_VENV)/bin/python || $(PY) -m venv $(ST_VENV)
+	$(ST_VENV)/bin/pip install --quiet -r tests/contract/requirements.txt
+	touch $(ST_STAMP)
+
+test: setup browser schemathesis
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 

@@ -20,6 +20,8 @@ SECRET_KEY = env_str("SECRET_KEY", "modelmgr-insecure-dev-key-change-me-in-produ
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Under /api/ a refused CSRF check is JSON like every other API answer.
+CSRF_FAILURE_VIEW = "modelmgr.api.fallback.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/ every error answer is JSON, whichever layer made it.
+    "modelmgr.api.fallback.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

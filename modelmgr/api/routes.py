@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
-
 from modelmgr.api import health
 from modelmgr.api import imports as imports_api
 from modelmgr.api import models as models_api
 from modelmgr.api import versions as versions_api
 from modelmgr.api.auth import API_AUTH, docs_access
 from modelmgr.api.errors import install_error_handlers
+from modelmgr.api.openapi import ModelmgrAPI
 
-api = NinjaAPI(
+api = ModelmgrAPI(
     title="modelmgr API",
     version="1",
     description="Model registry and hot-swapping inference server.",

@@ -44,7 +44,8 @@ class SwitchOut(Schema):
 
 class SwitchError(Schema):
     detail: str
-    slots: dict[str, str] = Field(description="slot -> cause")
+    # Not every refusal names slots (an unknown slot is a plain 404 {"detail"}).
+    slots: dict[str, str] | None = Field(None, description="slot -> cause")
 
 
 _BODY_DOC = {

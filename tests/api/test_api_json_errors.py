@@ -67,6 +67,13 @@ def test_unknown_api_paths_are_a_json_404(client):
         assert path in response.json()["detail"]
 
 
+def test_a_method_an_api_path_does_not_take_is_a_json_405(client):
+    response = client.put("/api/v1/stats", json={})
+    assert response.status_code == 405 and "GET" in response.headers["allow"]
+    assert response.headers["content-type"].startswith("application/json")
+    assert "PUT is not allowed here" in response.json()["detail"]
+
+
 def test_worker_status_calls_leave_no_log_line(web, client):
     for _ in range(3):
         assert client.get("/api/v1/status").json()["worker"]["reachable"] is True
