@@ -27,6 +27,11 @@ class VersionConflict(ModelmgrError):
     status = 409
 
 
+class ModelNameTaken(VersionConflict):
+    """The owner already has a model of that name (possibly created a moment ago by a
+    concurrent request: get-or-create callers catch this and use that model)."""
+
+
 class InUse(ModelmgrError):
     """Deleting or archiving something a slot serves."""
 

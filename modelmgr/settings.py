@@ -188,7 +188,12 @@ MODELMGR_IMPORT_ALLOWED_HOSTS = env_list("MODELMGR_IMPORT_ALLOWED_HOSTS", [])
 # or the host (name, "*.suffix" or CIDR) is listed in ALLOWED_PRIVATE_HOSTS. Cloud
 # metadata addresses need an explicit ALLOWED_PRIVATE_HOSTS entry even then.
 MODELMGR_IMPORT_ALLOW_PRIVATE = env_bool("MODELMGR_IMPORT_ALLOW_PRIVATE", False)
+# Entries name a port ("127.0.0.1:9000", "mirror.internal:*"); a bare host opens only the
+# scheme's default port (modelmgr/imports/addresses.py).
 MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = env_list("MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS", [])
+# The web process's own port, never importable from a private address (the running
+# server notes its real port too; this covers other processes such as `manage.py`).
+MODELMGR_WEB_PORT = env_int("MODELMGR_WEB_PORT", 8000)
 MODELMGR_IMPORT_MAX_BYTES = env_int("MODELMGR_IMPORT_MAX_BYTES", MODELMGR_MAX_UPLOAD_BYTES)
 MODELMGR_IMPORT_MAX_REDIRECTS = env_int("MODELMGR_IMPORT_MAX_REDIRECTS", 5)
 # Start the background runner in the web process (off in tests: they drive it directly).

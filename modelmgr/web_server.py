@@ -34,6 +34,7 @@ import io
 import json
 import logging
 import os
+import re
 from functools import partial
 
 # Before daphne.server is imported: it creates the event loop that twisted's reactor runs
@@ -233,6 +234,13 @@ class StreamingBodyServer(Server):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("request_buffer_size", BODY_CHUNK_BYTES)
         super().__init__(*args, **kwargs)
+        # Imports must never fetch from this server itself (modelmgr.imports.addresses).
+        from modelmgr.imports.addresses import note_own_listener
+
+        for endpoint in self.endpoints:
+            port = re.search(r"(?:^|:)port=(\d+)", endpoint)
+            if port is not None:
+                note_own_listener(int(port.group(1)), "the web process")
 
     def protocol_connected(self, protocol):
         if isinstance(protocol, http.Request):

@@ -16,6 +16,7 @@ import httpx
 from django.conf import settings
 
 from modelmgr.exceptions import ModelmgrError
+from modelmgr.imports.addresses import own_listener_ports, parse_private_entry
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 URL_MAX_LENGTH = 2000
@@ -233,18 +234,22 @@ def guard_url(url: httpx.URL | str) -> GuardedURL:
     1. Parse: http(s) only, a host, no credentials.
     2. The host must match MODELMGR_IMPORT_ALLOWED_HOSTS when that list is set.
     3. Resolve the host; every address must be public unicast, unless private ones are
-       allowed (MODELMGR_IMPORT_ALLOW_PRIVATE, or the host / its addresses listed in
-       MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS). Metadata addresses need an explicit
-       entry; unspecified, multicast, broadcast and reserved addresses are never allowed.
+       allowed (MODELMGR_IMPORT_ALLOW_PRIVATE, or the host / its addresses listed with
+       the URL's port in MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS). Metadata addresses
+       need an explicit entry; unspecified, multicast, broadcast and reserved addresses
+       are never allowed, nor a private address on one of modelmgr's own ports.
     4. Return the first address: the connection is pinned to it.
     """
     url = parse_import_url(str(url))
     host = check_host_allowed(url)
-    addresses = resolve_host(host, url.port or (443 if url.scheme == "https" else 80))
+    default_port = 443 if url.scheme == "https" else 80
+    port = url.port or default_port
+    addresses = resolve_host(host, port)
     allowed = settings.MODELMGR_IMPORT_ALLOWED_HOSTS
     if allowed and not host_matches(host, allowed, addresses):
         raise _allow_list_refusal(host)
-    listed_private = host_matches(host, settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS, addresses)
+    listed_private = _listed_private(host, addresses, port, default_port)
+    own = own_listener_ports().get(port)
     for address in addresses:
         if _unwrap(address) in METADATA_ADDRESSES and not listed_private:
             raise ImportRefused(_refusal(host, address, "a cloud metadata address"))
@@ -254,14 +259,35 @@ def guard_url(url: httpx.URL | str) -> GuardedURL:
         reason, private = problem
         if not private:
             raise ImportRefused(_refusal(host, address, reason, fixable=False))
+        if own is not None:
+            raise ImportRefused(
+                f"imports from {host} port {port} are refused: it is {reason} and port "
+                f"{port} is where {own} listens (modelmgr's own ports are never importable)"
+            )
         if not (listed_private or settings.MODELMGR_IMPORT_ALLOW_PRIVATE):
-            raise ImportRefused(_refusal(host, address, reason))
+            raise ImportRefused(_refusal(host, address, reason, port=port))
     return GuardedURL(url=url, host=host, address=addresses[0])
 
 
-def _refusal(host: str, address: IPAddress, reason: str, *, fixable: bool = True) -> str:
+def _listed_private(host: str, addresses: list[IPAddress], port: int, default_port: int) -> bool:
+    """Whether an ALLOWED_PRIVATE_HOSTS entry names this host (or its addresses) and port."""
+    for raw in settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS:
+        entry = parse_private_entry(raw)
+        if entry.pattern and entry.allows_port(port, default_port):
+            if host_matches(host, [entry.pattern], addresses):
+                return True
+    return False
+
+
+def _refusal(
+    host: str, address: IPAddress, reason: str, *, fixable: bool = True, port: int | None = None
+) -> str:
     shown = host if host == str(address) else f"{host!r} ({address})"
-    text = f"imports from {shown} are refused: it is {reason}"
+    where = f" port {port}" if port is not None else ""
+    text = f"imports from {shown}{where} are refused: it is {reason}"
     if fixable:
-        text += "; an administrator can allow it with MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS"
+        text += (
+            "; an administrator can allow it with MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS "
+            "(host:port entries)"
+        )
     return text

@@ -18,12 +18,29 @@ MAX_PATH_LENGTH = 1024
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 # Decoding more than this many layers of percent-encoding is itself suspicious.
 _MAX_DECODE_ROUNDS = 8
+# Invisible or layout characters that make a name display as another one: format
+# characters (bidi overrides such as U+202E, zero-width spaces and joiners, the BOM,
+# soft hyphens) and the line and paragraph separators.
+_SPOOFING_CATEGORIES = {
+    "Cf": "format character",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+}
+# Full stops that are not U+002E but look like one (or like "..") in a file list or a
+# zip listing: Arabic, Syriac, stenographic, ideographic, Lisu, Vai. Besides these, any
+# character whose compatibility form (NFKC) contains a full stop is refused (U+2024 one
+# dot leader, U+2025 two dot leader, U+FF0E fullwidth full stop, ...). Middle dots and
+# bullets are allowed: they sit above the baseline and are part of ordinary names.
+_LOOKALIKE_DOTS = frozenset("\u06d4\u0701\u0702\u2e3c\u3002\ua4f8\ua60e\uff61")
 
 
 def clean_relative_path(raw: str) -> str:
     """Return ``raw`` as a normalised relative path, or raise BadPath naming the problem.
 
-    1. Refuse empty and overlong input, control characters (NUL included) and backslashes.
+    1. Refuse empty and overlong input, control characters (NUL included), backslashes,
+       and what lets a name pass for another in the UI or a zip listing: format
+       characters (Unicode Cf: bidi overrides, zero-width), line and paragraph
+       separators (Zl, Zp) and characters that look like a dot.
     2. Refuse absolute forms: ``/x``, ``C:x`` (drive letters), and ``\\\\server``
        (already refused as a backslash).
     3. Percent-decode repeatedly until stable and apply the same checks to the decoded
@@ -57,6 +74,14 @@ def _check_form(candidate: str, raw: str, *, decoded: bool = False) -> None:
     how = " once percent-decoded" if decoded else ""
     if any(unicodedata.category(ch) == "Cc" for ch in candidate):
         raise BadPath(f"path {_show(raw)} contains a NUL or control character{how}")
+    for ch in candidate:
+        kind = _SPOOFING_CATEGORIES.get(unicodedata.category(ch))
+        if kind is not None:
+            raise BadPath(f"path {_show(raw)} contains {_codepoint(ch)}, a {kind}{how}")
+        if ch != "." and (ch in _LOOKALIKE_DOTS or "." in unicodedata.normalize("NFKC", ch)):
+            raise BadPath(
+                f"path {_show(raw)} contains {_codepoint(ch)}, which looks like a dot{how}"
+            )
     if "\\" in candidate:
         raise BadPath(f"path {_show(raw)} contains a backslash{how}")
     if candidate.startswith("/"):
@@ -65,6 +90,10 @@ def _check_form(candidate: str, raw: str, *, decoded: bool = False) -> None:
         raise BadPath(f"path {_show(raw)} starts with a drive letter{how}")
     if ".." in candidate.split("/"):
         raise BadPath(f"path {_show(raw)} contains a '..' segment{how}")
+
+
+def _codepoint(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, '')}".rstrip()
 
 
 def _show(raw: str) -> str:

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
 
 from modelmgr.audit import audit_record
-from modelmgr.exceptions import InUse, VersionConflict
+from modelmgr.exceptions import InUse, ModelNameTaken, VersionConflict
 from modelmgr.models import (
     ArtifactFile,
     ModelVersion,
@@ -70,7 +70,7 @@ def model_create(
     actor = actor or owner
     with transaction.atomic():
         if RegisteredModel.objects.filter(owner=owner, name=name).exists():
-            raise VersionConflict(f"{owner.get_username()} already has a model named {name!r}")
+            raise ModelNameTaken(f"{owner.get_username()} already has a model named {name!r}")
         try:
             # A savepoint, so that losing a race to a concurrent create leaves the
             # outer transaction usable for the 409.
@@ -83,7 +83,7 @@ def model_create(
                     description=description,
                 )
         except IntegrityError as exc:
-            raise VersionConflict(
+            raise ModelNameTaken(
                 f"{owner.get_username()} already has a model named {name!r}"
             ) from exc
         if tags:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from modelmgr.exceptions import VersionConflict
+from modelmgr.exceptions import ModelNameTaken, VersionConflict
 from modelmgr.ingest.incoming import discard_incoming
 from modelmgr.models import ModelVersion, RegisteredModel
 from modelmgr.registry.selectors import model_get, model_get_owned
@@ -36,7 +36,9 @@ def version_upload(
        Otherwise the caller's own model is used, or registered when missing (task,
        tags and description from the upload).
     3. A new model is created in the same transaction as its first version, so a
-       refused upload leaves no model behind. An existing model's upload runs in
+       refused upload leaves no model behind. Two first uploads at once: the one that
+       loses the race for the name (the unique constraint, ModelNameTaken) uploads into
+       the winner's model instead of failing. An existing model's upload runs in
        ingest's transaction only (an outer one would hold SQLite's write lock through
        inspection); it keeps its task (a different ``task`` is a 409, not a silent
        change) and gains the upload's tags once the version exists.
@@ -66,17 +68,24 @@ def version_upload(
         else:
             model = model_get_owned(user=actor, name=name)
         if model is None:
-            with transaction.atomic():
-                model = model_create(
-                    owner=actor,
-                    name=name,
-                    task=task or "other",
-                    tags=tag_names,
-                    description=(fields or {}).get("description") or "",
-                    actor=actor,
-                    actor_label=actor_label,
-                )
-                return create(model)
+            try:
+                with transaction.atomic():
+                    model = model_create(
+                        owner=actor,
+                        name=name,
+                        task=task or "other",
+                        tags=tag_names,
+                        description=(fields or {}).get("description") or "",
+                        actor=actor,
+                        actor_label=actor_label,
+                    )
+                    return create(model)
+            except ModelNameTaken:
+                # A concurrent first upload registered the model since we looked: upload
+                # into it (the files are untouched: the create failed before ingest).
+                model = model_get_owned(user=actor, name=name)
+                if model is None:
+                    raise
         if task and task != model.task:
             raise VersionConflict(
                 f"model {model.name!r} is registered for task {model.task!r}, not {task!r}; "

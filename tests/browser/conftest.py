@@ -105,7 +105,7 @@ def stack(transactional_db, settings, tmp_path):
                 **shared,
                 "MODELMGR_WORKER_URL": worker.url,
                 "MODELMGR_IMPORT_RUNNER": "true",
-                "MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+                "MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS": "127.0.0.1:*",
                 "MODELMGR_IMPORT_PROGRESS_INTERVAL": "0",
                 "MODELMGR_IMPORT_POLL_SECONDS": "0.5",
                 "MODELMGR_STREAM_CHUNK_BYTES": "4096",

@@ -18,11 +18,11 @@ from tests.imports.server import FileServer
 
 @pytest.fixture
 def import_settings(settings):
-    """Imports may reach 127.0.0.1 only; progress is flushed on every 256-byte chunk and
-    a transient failure is retried without waiting."""
+    """Imports may reach 127.0.0.1 only (any port but modelmgr's own); progress is
+    flushed on every 256-byte chunk and a transient failure is retried without waiting."""
     settings.MODELMGR_IMPORT_ALLOWED_HOSTS = []
     settings.MODELMGR_IMPORT_ALLOW_PRIVATE = False
-    settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+    settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1:*"]
     settings.MODELMGR_IMPORT_PROGRESS_INTERVAL = 0.0
     settings.MODELMGR_IMPORT_RETRY_BACKOFF_SECONDS = 0.0
     settings.MODELMGR_IMPORT_MAX_ATTEMPTS = 5

@@ -49,7 +49,7 @@ def fake_dns(monkeypatch):
 def test_connection_is_pinned_and_sends_the_original_host(
     server, onnx_data, create_job, fake_dns, settings
 ):
-    settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = ["models.test"]
+    settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = [f"models.test:{server.port}"]
     fake_dns["models.test"] = [["127.0.0.1"]]
     server.add(PATH, onnx_data)
     job = create_job(server.url(PATH, host="models.test"))
@@ -122,7 +122,7 @@ def tls_server(import_settings, tmp_path, fake_dns):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     srv = FileServer(tls=context).start()
-    import_settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = ["secure.test"]
+    import_settings.MODELMGR_IMPORT_ALLOWED_PRIVATE_HOSTS = [f"secure.test:{srv.port}"]
     fake_dns["secure.test"] = [["127.0.0.1"]]
     srv.ca_path = cert
     yield srv

@@ -8,7 +8,7 @@ or the final chunk of a chunked body), and whether the deadline passed first.
 
 from __future__ import annotations
 
-import json
+import json as _json
 import socket
 import time
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ class Fetched:
     timed_out: bool
 
     def json(self):
-        return json.loads(self.body)
+        return _json.loads(self.body)
 
 
 def _dechunk(raw: bytes) -> tuple[bytes, bool]:
@@ -53,13 +53,19 @@ def fetch(
     timeout: float,
     method: str = "GET",
     headers: dict[str, str] | None = None,
+    json: dict | None = None,
 ) -> Fetched:
     deadline = time.monotonic() + timeout
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        payload = b"" if json is None else _json.dumps(json).encode()
+        headers = dict(headers or {})
+        if json is not None:
+            headers["Content-Type"] = "application/json"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         sock.sendall(
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-            f"{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            f"{extra}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+            + payload
         )
         data = b""
         timed_out = False
