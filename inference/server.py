@@ -39,6 +39,14 @@ KEEPALIVE_S = 5.0
 # How often /events looks for a change: well inside the UI's 100 ms promise.
 STATE_POLL_S = 0.05
 VOLATILE_MODEL_FIELDS = ("in_flight", "last_used")
+# Measured memory moves by a few pages all the time: a change of its own is no state
+# change (the page's 10 s poll refreshes it), or /events would send one every 50 ms.
+VOLATILE_MEMORY_FIELDS = (
+    "process_rss_bytes",
+    "measured_bytes",
+    "cuda_allocated_bytes",
+    "cuda_reserved_bytes",
+)
 
 
 def state_digest(status: dict) -> str:
@@ -47,7 +55,10 @@ def state_digest(status: dict) -> str:
         {k: v for k, v in model.items() if k not in VOLATILE_MODEL_FIELDS}
         for model in status.get("models") or []
     ]
-    return json.dumps({**status, "models": models}, sort_keys=True, default=str)
+    memory = {
+        k: v for k, v in (status.get("memory") or {}).items() if k not in VOLATILE_MEMORY_FIELDS
+    }
+    return json.dumps({**status, "models": models, "memory": memory}, sort_keys=True, default=str)
 
 
 class WorkerApp:

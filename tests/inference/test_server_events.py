@@ -67,3 +67,13 @@ def test_the_stream_is_ndjson_with_keepalive_lines(owner):
             event = json.loads(next(lines))
             assert event["type"] == "state" and event["status"]["worker_id"]
             assert next(lines) == ""  # nothing changed: a keep-alive blank line
+
+
+def test_measured_memory_moving_alone_is_no_state_change():
+    from inference.server import state_digest
+
+    status = {"memory": {"kind": "ram", "used_bytes": 10, "process_rss_bytes": 400 << 20}}
+    moved = {"memory": {"kind": "ram", "used_bytes": 10, "process_rss_bytes": 401 << 20}}
+    assert state_digest(status) == state_digest(moved)
+    loaded = {"memory": {"kind": "ram", "used_bytes": 20, "process_rss_bytes": 401 << 20}}
+    assert state_digest(status) != state_digest(loaded)

@@ -151,7 +151,9 @@ def test_deleting_a_version_asks_first_then_redirects(owner_client, clf, isolate
 def test_deleting_a_model_in_use_is_refused_then_allowed(owner_client, clf):
     slot = serving_slot("classifier", clf)
     html = owner_client.post("/models/clf/delete", **HTMX).content.decode()
-    assert 'class="msg err small"' in html and "cannot be deleted" in html
+    # Outside the confirm box, which closes again (inside it the refusal was hidden).
+    assert 'role="alert" id="delete-model-error"' in html and "cannot be deleted" in html
+    assert html.index("delete-model-error") < html.index("<details")
     assert RegisteredModel.objects.exists()
     slot.delete()
     response = owner_client.post("/models/clf/delete", **HTMX)
