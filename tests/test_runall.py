@@ -35,7 +35,7 @@ class MakeRun:
     def __init__(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="modelmgr-run-"))
         # The worker's port is not given: runall derives it from the web port (+1).
-        self.web_port = free_port()
+        self.web_port = _free_pair()
         self.worker_port = self.web_port + 1
         self.env = {
             key: value
@@ -118,6 +118,16 @@ class MakeRun:
             for proc in with_children:
                 proc.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _free_pair() -> int:
+    """A free port whose next port is free too (the web's and the worker's)."""
+    from modelmgr.ports import port_taken
+
+    while True:
+        port = free_port()
+        if port < 65535 and not port_taken("127.0.0.1", port + 1):
+            return port
 
 
 @pytest.fixture

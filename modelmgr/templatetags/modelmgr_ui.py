@@ -9,9 +9,9 @@ register = template.Library()
 
 @register.filter
 def shape(dims) -> str:
-    """[None, 3, "h"] -> "[?, 3, h]"."""
+    """[None, 3, "h"] -> "[?, 3, h]"; a shape nobody recorded -> "unknown"."""
     if not isinstance(dims, list | tuple):
-        return "?" if dims is None else str(dims)
+        return "unknown" if dims is None else str(dims)
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
