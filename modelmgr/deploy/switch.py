@@ -22,6 +22,7 @@ from modelmgr.deploy.lock import switch_lock
 from modelmgr.deploy.plan import Step, Target, plan_build
 from modelmgr.deploy.refusals import refusals_audited
 from modelmgr.exceptions import ModelmgrError, NotFound, WorkerUnavailable
+from modelmgr.metrics import SWITCHES, counted
 from modelmgr.models import AuditEvent, ModelVersion, Slot
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ def _nudge_back(switch_id: str) -> str:
     return "; the worker is back on the desired state in the database"
 
 
+@counted(SWITCHES)
 def switch_targets(
     *,
     targets: dict[str, Target],
