@@ -31,7 +31,9 @@ a client cannot grow the label set without bound.
 from __future__ import annotations
 
 import hmac
+import threading
 import weakref
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -43,7 +45,12 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.utils import floatToGoString
 
 from inference.asgi import send_bytes, send_json
 from inference.memory import memory_status
@@ -78,19 +85,6 @@ SWITCH_BUCKETS_S = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 SWAP_BUCKETS_S = (0.00001, 0.0001, 0.001, 0.01, 0.1, 1.0)
 UNKNOWN_SLOT = "_unknown"
 
-REQUESTS = Counter(
-    "modelmgr_worker_requests",
-    "Inference requests by slot, version and outcome (ok, refused: 4xx, error: 5xx).",
-    ["slot", "version", "outcome"],
-    registry=REGISTRY,
-)
-LATENCY = Histogram(
-    "modelmgr_worker_request_duration_seconds",
-    "The worker's whole answer to an inference request, per slot.",
-    ["slot"],
-    buckets=LATENCY_BUCKETS_S,
-    registry=REGISTRY,
-)
 SWITCHES = Counter(
     "modelmgr_worker_switches",
     "Switches the worker applied (source: switch or reconcile; outcome: ok or failed).",
@@ -111,11 +105,6 @@ SWAP_DURATION = Histogram(
     registry=REGISTRY,
 )
 
-# Children by label values: prometheus_client's labels() takes a lock and builds a key
-# on every call; on the hot path a dict hit is cheaper. Races only build a child twice.
-_request_children: dict[tuple[str, str, str], object] = {}
-_latency_children: dict[str, object] = {}
-
 
 def outcome_of(status: int) -> str:
     if status < 400:
@@ -123,17 +112,65 @@ def outcome_of(status: int) -> str:
     return "refused" if status < 500 else "error"
 
 
+class RequestStats:
+    """Request counts and latency histograms, exported at scrape time.
+
+    On the hot path, so leaner than prometheus_client's Counter and Histogram (about a
+    quarter of their cost per request): one lock, a bisect and a few additions.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._latency: dict[str, list] = {}  # slot -> [bucket counts..., +Inf count, sum]
+
+    def record(self, slot: str, version_id: int | None, status: int, seconds: float) -> None:
+        key = (slot, "" if version_id is None else str(version_id), outcome_of(status))
+        bucket = bisect_left(LATENCY_BUCKETS_S, seconds)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            latency = self._latency.get(slot)
+            if latency is None:
+                latency = self._latency[slot] = [0] * (len(LATENCY_BUCKETS_S) + 1) + [0.0]
+            latency[bucket] += 1
+            latency[-1] += seconds
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        with self._lock:
+            counts = dict(self._counts)
+            latency = {slot: list(values) for slot, values in self._latency.items()}
+        requests = CounterMetricFamily(
+            "modelmgr_worker_requests",
+            "Inference requests by slot, version and outcome (ok, refused: 4xx, error: 5xx).",
+            labels=["slot", "version", "outcome"],
+        )
+        for labels, count in sorted(counts.items()):
+            requests.add_metric(list(labels), count)
+        yield requests
+        durations = HistogramMetricFamily(
+            "modelmgr_worker_request_duration_seconds",
+            "The worker's whole answer to an inference request, per slot.",
+            labels=["slot"],
+        )
+        for slot, values in sorted(latency.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip([*LATENCY_BUCKETS_S, float("inf")], values[:-1], strict=True):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            durations.add_metric([slot], buckets, values[-1])
+        yield durations
+
+
+REQUEST_STATS = RequestStats()
+REGISTRY.register(REQUEST_STATS)
+
+
 def request_record(slot: str, version_id: int | None, status: int, seconds: float) -> None:
     """One answered inference request: ``status`` is the HTTP status it got."""
-    key = (slot, "" if version_id is None else str(version_id), outcome_of(status))
-    counter = _request_children.get(key)
-    if counter is None:
-        counter = _request_children[key] = REQUESTS.labels(*key)
-    counter.inc()
-    latency = _latency_children.get(slot)
-    if latency is None:
-        latency = _latency_children[slot] = LATENCY.labels(slot)
-    latency.observe(seconds)
+    REQUEST_STATS.record(slot, version_id, status, seconds)
 
 
 def slot_label(worker: Worker, slot: str) -> str:

@@ -64,6 +64,9 @@ class WorkerApp:
             ("GET", "/metrics"): metrics_endpoint,
             ("GET", "/live"): self.live,
             ("GET", "/ready"): self.ready,
+            # The names the web process and most probes use, for the same checks.
+            ("GET", "/healthz"): self.live,
+            ("GET", "/readyz"): self.ready,
             ("GET", "/status"): self.status,
             ("GET", "/events"): self.events,
             ("POST", "/switch"): self.switch,

@@ -93,6 +93,14 @@ def test_metrics_count_requests_by_outcome_and_switches(owner, model_files, tmp_
         assert value(samples, "process_resident_memory_bytes") > 0
 
 
+def test_healthz_and_readyz_answer_like_live_and_ready(owner, model_files, tmp_path):
+    make_slot("det", onnx_version(owner, model_files, tmp_path))
+    with start_worker(env=QUIET) as worker, worker.client() as client:
+        assert client.get("/healthz").json() == {"status": "live"}
+        worker.wait_ready()
+        assert client.get("/readyz").json() == {"ready": True}
+
+
 def test_metrics_token_is_required_when_set(owner, model_files, tmp_path):
     make_slot("det", onnx_version(owner, model_files, tmp_path))
     env = {**QUIET, "MODELMGR_METRICS_TOKEN": "s3cret"}
