@@ -5,7 +5,8 @@ serving listener) mounts the endpoint with one line::
 
     ("GET", "/metrics"): metrics_endpoint,
 
-and records a request with ``request_record(slot, version_id, status, seconds)``.
+and records a request with ``request_record(slot, version_id, status, seconds)`` (for a
+request that reached no version: ``request_record(slot_label(worker, slot), None, ...)``).
 Only what is really recorded is exported:
 
 - ``modelmgr_worker_requests_total{slot,version,outcome}``: outcome ``ok``, ``refused``
