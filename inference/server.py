@@ -29,6 +29,7 @@ from inference.asgi import (
 )
 from inference.codec import SAFETENSORS, decode_inputs, encode_json, encode_safetensors
 from inference.errors import InvalidInput
+from inference.metrics import metrics_endpoint, metrics_watch, request_record, slot_label
 from inference.pool import short_error
 from inference.worker import Worker, db_pass
 from modelmgr.exceptions import ModelmgrError
@@ -69,9 +70,14 @@ class WorkerApp:
             settings.MODELMGR_WORKER_INFER_THREADS, thread_name_prefix="infer"
         )
         self.inline_ms = settings.MODELMGR_WORKER_INLINE_MS
+        metrics_watch(worker)
         self.routes = {
+            ("GET", "/metrics"): metrics_endpoint,
             ("GET", "/live"): self.live,
             ("GET", "/ready"): self.ready,
+            # The names the web process and most probes use, for the same checks.
+            ("GET", "/healthz"): self.live,
+            ("GET", "/readyz"): self.ready,
             ("GET", "/status"): self.status,
             ("GET", "/events"): self.events,
             ("POST", "/switch"): self.switch,
@@ -182,7 +188,9 @@ class WorkerApp:
     # --- serving ---------------------------------------------------------------------------
     async def infer(self, scope, receive, send, slot: str) -> None:
         worker = self.worker
+        arrived = time.perf_counter()
         if not worker.ready:
+            request_record(slot_label(worker, slot), None, 503, time.perf_counter() - arrived)
             return await self.not_ready(send)
         body = await read_body(receive)
         content_type = accept = b""
@@ -191,7 +199,13 @@ class WorkerApp:
                 content_type = value
             elif name == b"accept":
                 accept = value
-        entry = worker.router.acquire(slot)
+        try:
+            entry = worker.router.acquire(slot)
+        except ModelmgrError as exc:  # not served, or being switched: no version reached
+            request_record(
+                slot_label(worker, slot), None, exc.status, time.perf_counter() - arrived
+            )
+            raise
         loop = asyncio.get_running_loop()
         ok, latency, outputs = False, None, None
         error: ModelmgrError | None = None
@@ -227,12 +241,15 @@ class WorkerApp:
             refused = error is not None and 400 <= error.status < 500
             worker.usage.record(slot, entry.version_id, latency, ok, refused=refused)
         if not ok:
+            request_record(slot, entry.version_id, error.status, time.perf_counter() - arrived)
             return await send_json(send, error.status, {"detail": error.detail})
         if SAFETENSORS in accept:
+            body = encode_safetensors(outputs)
+            request_record(slot, entry.version_id, 200, time.perf_counter() - arrived)
             return await send_bytes(
                 send,
                 200,
-                encode_safetensors(outputs),
+                body,
                 [
                     (b"content-type", SAFETENSORS),
                     (b"x-model", entry.ref.encode()),
@@ -240,14 +257,11 @@ class WorkerApp:
                     (b"x-latency-ms", f"{latency:.4f}".encode()),
                 ],
             )
-        await send_bytes(
-            send,
-            200,
-            encode_json(
-                ref=entry.ref, version_id=entry.version_id, outputs=outputs, latency_ms=latency
-            ),
-            JSON_HEADERS,
+        body = encode_json(
+            ref=entry.ref, version_id=entry.version_id, outputs=outputs, latency_ms=latency
         )
+        request_record(slot, entry.version_id, 200, time.perf_counter() - arrived)
+        await send_bytes(send, 200, body, JSON_HEADERS)
 
     # --- control -------------------------------------------------------------------------------
     async def switch(self, scope, receive, send) -> None:

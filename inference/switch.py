@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from inference.materialize import version_materialize
+from inference.metrics import switch_record
 from inference.pool import DRAINING, UNLOADED, UNLOADING, LoadJob, PoolEntry, short_error
 from inference.runtimes.base import runtime_for
 from inference.signature import contract_mismatches
@@ -105,7 +106,7 @@ def switch_apply(
                 load.error = exc.detail
     _collect(loads, errors)
     if atomic and errors:
-        return _fail(worker, loads, errors, emit, switch_id)
+        return _fail(worker, loads, errors, emit, switch_id, source=source, started=started)
 
     for load in loads.values():
         if load.entry is not None or load.error:
@@ -132,7 +133,7 @@ def switch_apply(
             load.error = f"loading {load.spec.ref} failed: {short_error(exc)}"
     _collect(loads, errors)
     if atomic and errors:
-        return _fail(worker, loads, errors, emit, switch_id)
+        return _fail(worker, loads, errors, emit, switch_id, source=source, started=started)
 
     changes: dict[str, PoolEntry | None] = {
         slot: None for slot, version_id in slots.items() if version_id is None
@@ -169,6 +170,9 @@ def switch_apply(
     }
     if errors:
         result["errors"] = errors
+    switch_record(
+        source=source, ok=not errors, seconds=total_ms / 1000, swap_seconds=swap_ms / 1000
+    )
     log.info(
         "%s %s: %s in %.1f ms (swap %.3f ms)%s",
         source,
@@ -216,7 +220,14 @@ def _collect(loads: dict[int, _Load], errors: dict[str, str]) -> None:
 
 
 def _fail(
-    worker: Worker, loads: dict[int, _Load], errors: dict[str, str], emit: Emit, switch_id: str
+    worker: Worker,
+    loads: dict[int, _Load],
+    errors: dict[str, str],
+    emit: Emit,
+    switch_id: str,
+    *,
+    source: str,
+    started: float,
 ) -> dict:
     """Undo a switch that swapped nothing: what it loaded or revived goes again."""
     for load in loads.values():
@@ -224,6 +235,7 @@ def _fail(
             worker.pool.unreserve(load.reserved)
         if load.entry is not None and (load.fresh or load.revived):
             worker.pool.retire(load.entry)
+    switch_record(source=source, ok=False, seconds=time.perf_counter() - started, swap_seconds=None)
     log.info("switch %s failed, nothing swapped: %s", switch_id or "-", errors)
     result = {"event": "result", "ok": False, "errors": errors}
     emit(result)

@@ -263,6 +263,16 @@ MODELMGR_PREDICT_MAX_BYTES = env_int("MODELMGR_PREDICT_MAX_BYTES", 256 * 1024**2
 # Bearer-token predictions skip Django (modelmgr.deploy.fastpath); their tokens are looked
 # up once per this many seconds (a revocation elsewhere takes effect within it).
 MODELMGR_TOKEN_CACHE_S = env_float("MODELMGR_TOKEN_CACHE_S", 5.0)
+# `runall` restarts a dead worker after MODELMGR_WORKER_RESTART_BACKOFF_S, doubled for each
+# restart within the window (at most ..._BACKOFF_MAX_S); after MAX_RESTARTS restarts
+# within WINDOW_S it stops trying (a crash loop) and says so; the web keeps running.
+MODELMGR_WORKER_MAX_RESTARTS = env_int("MODELMGR_WORKER_MAX_RESTARTS", 5)
+MODELMGR_WORKER_RESTART_WINDOW_S = env_float("MODELMGR_WORKER_RESTART_WINDOW_S", 300.0)
+MODELMGR_WORKER_RESTART_BACKOFF_S = env_float("MODELMGR_WORKER_RESTART_BACKOFF_S", 0.5)
+MODELMGR_WORKER_RESTART_BACKOFF_MAX_S = env_float("MODELMGR_WORKER_RESTART_BACKOFF_MAX_S", 30.0)
+# GET /metrics (web and worker) answers anyone who can reach the port, as is common on
+# a private port; set a token to have scrapers send it as "Authorization: Bearer ...".
+MODELMGR_METRICS_TOKEN = env_str("MODELMGR_METRICS_TOKEN")
 # Silence allowed on the /switch progress stream: the worker's load timeout plus a margin
 # (a load reports nothing while it runs).
 MODELMGR_SWITCH_STREAM_TIMEOUT_S = env_float(

@@ -1,6 +1,6 @@
 """`make run` as a new user meets it: migrate, bootstrap, then `manage.py runall` starts
 the web process and the worker; a robot predicts through the API at once; Ctrl-C stops
-both, and either one dying stops the other.
+both; a dying worker is restarted (the web serves meanwhile), a crash loop given up.
 
 These run the real commands as subprocesses on the embedded default (SQLite in a
 temporary var dir), whatever database the rest of the suite uses.
@@ -32,7 +32,7 @@ START_TIMEOUT_S = 90
 class MakeRun:
     """The steps of `make run` after `make setup`, in a throwaway var dir."""
 
-    def __init__(self):
+    def __init__(self, env: dict[str, str] | None = None):
         self.tmp = Path(tempfile.mkdtemp(prefix="modelmgr-run-"))
         # The worker's port is not given: runall derives it from the web port (+1).
         self.web_port = _free_pair()
@@ -48,6 +48,7 @@ class MakeRun:
                 "DJANGO_SETTINGS_MODULE": "modelmgr.settings",
                 "MODELMGR_VAR_DIR": str(self.tmp / "var"),
                 "PYTHONUNBUFFERED": "1",
+                **(env or {}),
             }
         )
         self.web_url = f"http://127.0.0.1:{self.web_port}"
@@ -165,13 +166,88 @@ def test_a_new_user_predicts_and_ctrl_c_stops_both(make_run):
     assert "modelmgr stopped" in make_run.logs()
 
 
-def test_a_dying_worker_stops_the_web_process_too(make_run):
-    make_run.wait_ready()
-    children = make_run.children()
-    children["worker"].kill()
-    assert make_run.proc.wait(timeout=30) != 0  # a crash is not a clean exit
-    assert _gone_within([children["web"]], 5), "the web process outlived its worker"
-    assert "worker exited" in make_run.logs()
+@pytest.fixture
+def run_with():
+    runs = []
+
+    def start(**env) -> MakeRun:
+        runs.append(MakeRun({k: str(v) for k, v in env.items()}))
+        return runs[-1].start()
+
+    yield start
+    for run in runs:
+        run.stop()
+
+
+def _served(run: MakeRun) -> dict[str, str]:
+    status = httpx.get(f"http://127.0.0.1:{run.worker_port}/status", timeout=5).json()
+    return {slot: entry["ref"] for slot, entry in status["slots"].items()}
+
+
+def test_a_killed_worker_is_restarted_and_the_web_serves_meanwhile(run_with):
+    """SIGKILL the worker: the web keeps answering pages and the API, predict is a 503
+    with Retry-After, and after the backoff the worker is back serving the versions
+    the database names, with no manual step."""
+    run = run_with(MODELMGR_WORKER_RESTART_BACKOFF_S=2)
+    run.wait_ready()
+    token = run.manage("create_token", "admin", "--name", "robot").strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"inputs": {"obs": [[0.0] * 12]}}
+    predict_url = f"{run.web_url}/api/v1/slots/policy/predict"
+    assert httpx.post(predict_url, headers=auth, json=body, timeout=30).status_code == 200
+    before = _served(run)
+    old = run.children()["worker"]
+    old.kill()
+    old.wait(timeout=10)
+
+    outage = []
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert run.proc.poll() is None, run.logs()
+        assert httpx.get(f"{run.web_url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{run.web_url}/api/v1/models", headers=auth, timeout=5).status_code == 200
+        answer = httpx.post(predict_url, headers=auth, json=body, timeout=30)
+        if answer.status_code == 200:
+            break
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] and answer.json()["detail"]
+        outage.append(answer)
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the worker did not come back:\n{run.logs()}")
+    assert outage, "predict never answered 503 while the worker was down"
+    assert answer.json()["model"] == "walk-policy@1"
+    assert run.children()["worker"].pid != old.pid
+    assert _served(run) == before
+    assert "worker exited with status -9; restarting it in 2 s" in run.log_path.read_text()
+
+
+def test_a_crash_loop_is_given_up_in_one_line_and_the_web_stays_up(run_with):
+    run = run_with(
+        MODELMGR_WORKER_DEVICE="bogus",  # the worker exits at once, every time
+        MODELMGR_WORKER_MAX_RESTARTS=2,
+        MODELMGR_WORKER_RESTART_BACKOFF_S=0.1,
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while "not restarting it again" not in run.log_path.read_text():
+        assert time.monotonic() < deadline, run.logs()
+        assert run.proc.poll() is None, run.logs()
+        time.sleep(0.2)
+    log = run.log_path.read_text()
+    gave_up = [line for line in log.splitlines() if "not restarting" in line]
+    assert len(gave_up) == 1
+    assert "after 2 restarts" in gave_up[0] and "MODELMGR_WORKER_MAX_RESTARTS=2" in gave_up[0]
+    assert log.count("MODELMGR_WORKER_DEVICE='bogus'") == 3  # the cause, each time
+    while True:  # the web may still be starting
+        try:
+            if httpx.get(f"{run.web_url}/healthz", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, run.logs()
+        time.sleep(0.2)
+    ready = httpx.get(f"{run.web_url}/readyz", timeout=5)
+    assert ready.status_code == 503 and "worker" in ready.json()["detail"]
+    assert run.proc.poll() is None
 
 
 def test_the_worker_serves_the_slots_bootstrap_assigned(make_run):

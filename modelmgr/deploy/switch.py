@@ -23,6 +23,7 @@ from modelmgr.deploy.plan import Step, Target, plan_build
 from modelmgr.deploy.refusals import refusals_audited
 from modelmgr.events import events_publish
 from modelmgr.exceptions import ModelmgrError, NotFound, WorkerUnavailable
+from modelmgr.metrics import SWITCHES, counted
 from modelmgr.models import AuditEvent, ModelVersion, Slot
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ def _nudge_back(switch_id: str) -> str:
     return "; the worker is back on the desired state in the database"
 
 
+@counted(SWITCHES)
 def switch_targets(
     *,
     targets: dict[str, Target],

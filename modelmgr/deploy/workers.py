@@ -9,6 +9,7 @@ from django.conf import settings
 
 from modelmgr.deploy.client import worker_client
 from modelmgr.exceptions import ModelmgrError
+from modelmgr.metrics import worker_seen
 from modelmgr.models import Slot
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,9 @@ def workers_status() -> list[dict[str, Any]]:
     try:
         status = client.status()
     except ModelmgrError as exc:
+        worker_seen(None)
         return [{"url": client.label, "reachable": False, "error": exc.detail, "status": None}]
+    worker_seen(status)
     return [{"url": client.label, "reachable": True, "error": "", "status": status}]
 
 

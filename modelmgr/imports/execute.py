@@ -22,6 +22,7 @@ from modelmgr.imports.jobs import (
 )
 from modelmgr.imports.partial import PartialBusy, PartialFile, partial_path_for, partial_size
 from modelmgr.imports.progress import ProgressTracker, Stopped, tracking
+from modelmgr.metrics import import_record
 from modelmgr.models import DownloadJob, DownloadState
 from modelmgr.storage import StagedBlob
 
@@ -181,6 +182,7 @@ def _ingest(job: DownloadJob, token: str, blob: StagedBlob, source: Source) -> N
                 )
 
         db_retry(mark_done)
+        import_record("done")
     except Stopped:
         blob.discard()
         discard_incoming(files)

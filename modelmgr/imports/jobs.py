@@ -22,6 +22,7 @@ from django.utils import timezone
 from modelmgr.audit import audit_record
 from modelmgr.events import events_publish
 from modelmgr.imports.selectors import import_payload, redacted_url
+from modelmgr.metrics import import_record
 from modelmgr.models import AuditEvent, DownloadJob, DownloadState
 
 log = logging.getLogger(__name__)
@@ -230,5 +231,6 @@ def job_fail(
 
     if not db_retry(write):
         return False
+    import_record("failed")
     import_publish(job)
     return True

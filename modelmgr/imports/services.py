@@ -19,6 +19,7 @@ from modelmgr.imports import netguard
 from modelmgr.imports.jobs import import_publish, import_snapshot, import_target
 from modelmgr.imports.partial import partial_remove, partial_size
 from modelmgr.imports.runner import import_stop_signal, imports_runner_wake
+from modelmgr.metrics import import_record
 from modelmgr.models import DownloadJob, DownloadState, RegisteredModel, version_validator
 from modelmgr.registry.validation import InvalidInput, clean_model_name, clean_task
 
@@ -121,6 +122,7 @@ def import_create(
             after=import_snapshot(job),
         )
         transaction.on_commit(lambda: _announce(job, wake=True))
+    import_record("created")
     return job
 
 

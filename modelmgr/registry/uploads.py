@@ -8,12 +8,15 @@ from django.db import transaction
 
 from modelmgr.exceptions import ModelNameTaken, VersionConflict
 from modelmgr.ingest.incoming import discard_incoming
+from modelmgr.metrics import UPLOADS, counted
 from modelmgr.models import ModelVersion, RegisteredModel
 from modelmgr.registry.selectors import model_get, model_get_owned
 from modelmgr.registry.services import model_create, model_update
 from modelmgr.registry.validation import clean_tag_names, clean_task
 
 
+# Imports come through here too (with their URL as source_uri): counted as imports.
+@counted(UPLOADS, when=lambda kwargs: not kwargs.get("source_uri"))
 def version_upload(
     *,
     actor,

@@ -1,4 +1,8 @@
-"""Start the web server (daphne) and the inference worker side by side; Ctrl-C stops both."""
+"""Start the web server (daphne) and the inference worker side by side; Ctrl-C stops both.
+
+The worker is supervised (modelmgr.supervise): when it dies it is restarted with
+backoff, and the web keeps serving meanwhile; the web process dying stops everything.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from modelmgr.ports import Listener, first_taken, worker_listener, worker_url_for
+from modelmgr.supervise import RestartPolicy, Supervised
 
 
 class Command(BaseCommand):
@@ -54,7 +60,23 @@ class Command(BaseCommand):
                 "--port",
                 str(worker.port),
             ]
-        processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+        web = subprocess.Popen(commands["web"], env=env)
+        processes = {"web": web}
+        supervised = None
+        if not no_worker:
+            supervised = Supervised(
+                "worker",
+                commands["worker"],
+                env=env,
+                policy=RestartPolicy(
+                    max_restarts=settings.MODELMGR_WORKER_MAX_RESTARTS,
+                    window_s=settings.MODELMGR_WORKER_RESTART_WINDOW_S,
+                    backoff_s=settings.MODELMGR_WORKER_RESTART_BACKOFF_S,
+                    backoff_max_s=settings.MODELMGR_WORKER_RESTART_BACKOFF_MAX_S,
+                ),
+                say=lambda line: self.stderr.write(line),
+            )
+            supervised.start()
         self.stdout.write(
             self.style.SUCCESS(
                 f"modelmgr is starting: http://{host}:{port}/settings  (API docs: /api/v1/docs, "
@@ -72,14 +94,17 @@ class Command(BaseCommand):
         exit_code = 0
         try:
             while not stopping:
-                for name, proc in processes.items():
-                    code = proc.poll()
-                    if code is not None:
-                        self.stderr.write(f"{name} exited with status {code}; stopping the rest")
-                        exit_code = code or 1
-                        stopping = True
+                code = web.poll()
+                if code is not None:
+                    self.stderr.write(f"web exited with status {code}; stopping the rest")
+                    exit_code = code or 1
+                    stopping = True
+                if supervised is not None and not stopping:
+                    supervised.poll()
                 time.sleep(0.2)
         finally:
+            if supervised is not None and supervised.proc is not None:
+                processes["worker"] = supervised.proc
             for proc in processes.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
