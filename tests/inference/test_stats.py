@@ -44,6 +44,22 @@ def test_requests_are_counted_and_flushed_per_slot_version_and_minute(
     assert recorder.flush() == 0  # nothing pending any more
 
 
+def test_refused_requests_are_counted_apart_from_errors_and_add_up_across_flushes(
+    owner, model_files, tmp_path, frozen_minute
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    recorder.record("det", version.pk, 1.0, ok=True)
+    recorder.record("det", version.pk, None, ok=False, refused=True)
+    recorder.record("det", version.pk, None, ok=False)
+    recorder.flush()
+    recorder.record("det", version.pk, None, ok=False, refused=True)
+    recorder.flush()
+    row = UsageBucket.objects.get(slot_name="det")
+    assert (row.count, row.errors, row.refused) == (4, 1, 2)
+    assert sum(row.histogram) == row.count - row.errors - row.refused
+
+
 def test_second_flush_adds_to_the_minute_row(owner, model_files, tmp_path, frozen_minute):
     version = onnx_version(owner, model_files, tmp_path)
     recorder = UsageRecorder()
