@@ -143,7 +143,7 @@ async def run_switches(api: httpx.AsyncClient, tabs: list[Tab], switches: int):
             tab.drain()
         target = f"bench-classifier@{2 - index % 2}"
         sent = time.perf_counter()
-        waiting = asyncio.gather(*(tab.arrival('id="switch-stepper"') for tab in tabs))
+        waiting = asyncio.gather(*(tab.arrival('class="stepper"') for tab in tabs))
         response = await api.post("/api/v1/switch", json={"bench": target})
         answered = time.perf_counter()
         response.raise_for_status()

@@ -67,6 +67,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.user = user
         # Each switch's last phase: two switches' progress must not mix.
         self.last_phase: dict[str, str] = {}
+        # (switch_id, phase) of the last switch that ended: its switch.done comes next.
+        self.last_failed: tuple[str, str] | None = None
         server_loop_remember(asyncio.get_running_loop())
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
         await self.channel_layer.group_add(LOCAL_GROUP, self.channel_name)
@@ -107,7 +109,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def switch_done(self, event: dict[str, Any]) -> None:
         switch_id = str(event.get("switch_id") or "")
-        last = getattr(self, "last_failed", None)
+        last = self.last_failed
         failed_phase = (
             last[1] if last and last[0] == switch_id else self.last_phase.get(switch_id, "")
         )

@@ -48,7 +48,13 @@
     var slot = select.name.slice("slot-".length);
     var seen = document.getElementById("seen-" + slot);
     var keep = select.options.length ? select.options[0].value : "";
-    if (select.value === keep && seen && seen.value === keep) { delete pending[slot]; return; }
+    if (select.value === keep) {  /* "keep" what the card shows now: nothing pending */
+      delete pending[slot];
+      if (seen) seen.value = seen.dataset.shown;
+      var card = document.getElementById("slot-" + slot);
+      if (card) card.classList.remove("pending");
+      return;
+    }
     pending[slot] = { value: select.value,
                       seen: pending[slot] ? pending[slot].seen : (seen ? seen.value : "") };
   });

@@ -143,3 +143,14 @@ def test_refused_rollbacks_leave_a_refused_audit_row(api, versions):
         ("slot.rollback", "refused", "clf"),
     ]
     assert "no previous version" in rows[1].error
+
+
+def test_a_stale_expected_version_is_refused_before_the_stream_starts(api, versions):
+    response = api.post(
+        "/api/v1/switch",
+        {"slots": {"clf": "clf@2"}, "expected": {"clf": "clf@3"}},
+        content_type="application/json",
+        HTTP_ACCEPT="application/x-ndjson",
+    )
+    assert response.status_code == 409
+    assert "serves clf@1, not clf@3 as expected" in response.json()["slots"]["clf"]

@@ -91,3 +91,77 @@ def test_a_stale_page_does_not_revert_another_operators_switch(
     refused = AuditEvent.objects.get(outcome="refused")
     assert refused.actor_label == "stella" and refused.after == {"classifier": "stella/clf@3"}
     a.context.close()
+
+
+def test_a_live_push_keeps_the_choices_not_yet_applied(more_versions, staff, bob, stack, page):
+    from tests.conftest import make_token
+
+    token = make_token(staff)
+    stack.sync()
+    log_in(page, "bob", "pw-bob")
+    page.select_option("#select-classifier", "stella/clf@3")  # chosen, not applied
+    with stack.api(token) as api:
+        answer = api.post("/api/v1/switch", json={"detector": "stella/yolo-tiny@2"})
+    assert answer.status_code == 200, answer.text
+    # The push re-renders every card; bob's choice is still there.
+    page.wait_for_selector("#slot-detector .active-ref:text('yolo-tiny@2')")
+    assert page.input_value("#select-classifier") == "stella/clf@3"
+    page.click("#apply-changes")
+    page.wait_for_selector("#slot-classifier .active-ref:text('clf@3')")
+
+
+def test_a_pending_choice_for_a_slot_switched_meanwhile_is_refused_naming_who(
+    more_versions, staff, bob, stack, page
+):
+    from tests.conftest import make_token
+
+    token = make_token(staff, name="deployer")
+    stack.sync()
+    log_in(page, "bob", "pw-bob")
+    page.select_option("#select-classifier", "stella/clf@3")
+    with stack.api(token) as api:
+        assert api.post("/api/v1/switch", json={"classifier": "clf@2"}).status_code == 200
+    page.wait_for_selector("#slot-classifier .active-ref:text('clf@2')")
+    assert page.input_value("#select-classifier") == "stella/clf@3"
+    page.click("#apply-changes")
+    refusal = page.wait_for_selector(".switch-result .msg.err").inner_text()
+    assert "Switch refused:" in refusal and "changed by stella (token deployer)" in refusal
+    assert Slot.objects.get(name="classifier").active_version.ref == "clf@2"
+
+
+def test_each_switch_is_shown_in_its_own_box(more_versions, staff, bob, stack, page):
+    from tests.conftest import make_token
+
+    token = make_token(staff)
+    stack.sync()
+    log_in(page, "bob", "pw-bob")
+    live_switch(page, "classifier", "stella/clf@2")
+    with stack.api(token) as api:
+        assert api.post("/api/v1/switch", json={"detector": "yolo-tiny@2"}).status_code == 200
+    page.wait_for_selector("#switch-runs .run:nth-child(2)")
+    newest, first = page.locator("#switch-runs .run").all()
+    newest.locator(".switch-result .msg.ok").wait_for()
+    assert "detector" in newest.locator("h3").inner_text()
+    assert "stella (token robot)" in newest.inner_text()
+    assert "classifier" not in newest.locator(".log").inner_text()
+    assert "classifier" in first.locator("h3").inner_text() and "by bob" in first.inner_text()
+    assert "detector" not in first.locator(".log").inner_text()
+    assert "Switched" in first.locator(".switch-result").inner_text()
+
+
+def test_after_a_server_restart_the_page_shows_the_slots_as_they_are(
+    more_versions, staff, bob, stack, page
+):
+    from modelmgr.deploy.services import slots_switch
+
+    stack.sync()
+    log_in(page, "bob", "pw-bob")
+    page.wait_for_selector("#slot-classifier .active-ref:text('clf@1')")
+    stack.web.proc.terminate()
+    stack.web.proc.wait(timeout=20)
+    page.wait_for_selector("#live-label:text('offline')")
+    # A switch the page cannot hear of: its server is down.
+    slots_switch(assignments={"classifier": "clf@2"}, actor=None)
+    stack.web.restart()
+    page.wait_for_selector("#live-dot.on", timeout=60_000)
+    page.wait_for_selector("#slot-classifier .active-ref:text('clf@2')")

@@ -177,3 +177,26 @@ def test_without_javascript_apply_redirects_back_to_the_page(owner_client, two_v
     serving_slot("classifier", two_versions[0])
     response = owner_client.post("/settings/apply", {"slot-classifier": "olivia/clf@1"})
     assert response.status_code == 302 and response["Location"] == "/settings"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_roll_back_to_a_version_no_longer_previous_is_refused(
+    owner_client, owner, model_files, tmp_path
+):
+    v1 = ingested(owner, model_files, tmp_path, version="1", seed=0)
+    v2 = ingested(owner, model_files, tmp_path, version="2", seed=1)
+    v3 = ingested(owner, model_files, tmp_path, version="3", seed=2)
+    slot = serving_slot("classifier", v3)
+    Slot.objects.filter(pk=slot.pk).update(previous_version=v2)
+    # The page rendered when the button said "Roll back to clf@1".
+    owner_client.post(
+        "/settings/classifier/rollback",
+        {"rollback-to": "olivia/clf@1", "seen-classifier": "olivia/clf@2"},
+        **HTMX,
+    )
+    outcome = finished_run_html(owner_client)
+    assert "Rollback refused:" in outcome
+    assert "can no longer roll back to olivia/clf@1: its previous version is clf@2" in outcome
+    assert Slot.objects.get(name="classifier").active_version == v3
+    assert v1.pk != Slot.objects.get(name="classifier").previous_version_id
+    assert AuditEvent.objects.get(target_type="slot").outcome == "refused"
