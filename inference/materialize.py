@@ -141,11 +141,6 @@ def _store_check(spec: VersionSpec, store: ContentStore) -> set[tuple[int, ...]]
             raise NotFound(
                 f"artifact {item.path} of {spec.ref} is missing from the artifact store"
             ) from None
-        except IntegrityFailure:
-            raise IntegrityFailure(
-                f"artifact {item.path} of {spec.ref} is corrupt in the artifact store "
-                "(sha256 mismatch)"
-            ) from None
     return checked
 
 

@@ -39,5 +39,5 @@ def test_a_blob_replaced_in_the_store_fails_the_switch_despite_the_cache(
         refused = switch(api, {"clf": "clf@2"})
         assert served_by(api, "clf") == "clf@1"
     assert refused.status_code == 409, refused.content
-    assert "model.onnx of clf@2 is corrupt in the artifact store" in refused.json()["detail"]
+    assert "artifact model.onnx of clf@2 is corrupt (sha256 mismatch)" in refused.json()["detail"]
     assert Slot.objects.get(name="clf").active_version_id == v1.pk
