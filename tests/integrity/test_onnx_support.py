@@ -54,6 +54,19 @@ def test_an_ir_version_beyond_the_runtime_is_a_warning_on_the_version(api, model
 
 
 @pytest.mark.django_db
+def test_the_warning_shows_on_the_model_page(api, owner_client, model_files, tmp_path):
+    _, support = _limits()
+    path = _onnx_with(model_files, tmp_path, ir_version=support.ir_version + 1)
+    with path.open("rb") as fh:
+        assert api.post(URL, {"file": fh, "version": "1"}).status_code == 201
+    page = owner_client.get("/models/future").content.decode()
+    assert (
+        '<div class="msg err inspection-warning" role="status"><strong>Warning:</strong> '
+        f"model.onnx has ONNX IR version {support.ir_version + 1}"
+    ) in page
+
+
+@pytest.mark.django_db
 def test_an_opset_beyond_the_runtime_is_a_warning_in_the_upload_report(
     owner_client, model_files, tmp_path
 ):
