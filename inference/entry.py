@@ -47,8 +47,23 @@ class PoolEntry:
         return self.model.signature
 
 
+SHORT_ERROR_HEAD = 160
+SHORT_ERROR_TAIL = 400
+
+
 def short_error(exc: BaseException) -> str:
+    """One line for an unexpected exception, with its root cause.
+
+    Runtimes put the cause last: onnxruntime's "[ONNXRuntimeError] : 1 : FAIL :
+    /onnxruntime_src/...model.cc:256 onnxruntime::Model::Model(...) Unsupported model IR
+    version: 14, max supported IR version: 13". A long message keeps its head and its
+    tail, never only the head.
+    """
     if isinstance(exc, ModelmgrError):
         return exc.detail
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    if not text:
+        return type(exc).__name__
+    if len(text) > SHORT_ERROR_HEAD + SHORT_ERROR_TAIL + 5:
+        text = f"{text[:SHORT_ERROR_HEAD]} ... {text[-SHORT_ERROR_TAIL:]}"
+    return f"{type(exc).__name__}: {text}"

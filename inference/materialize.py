@@ -58,11 +58,13 @@ def version_materialize(
 ) -> Path:
     """Return the folder holding the version's files, each checked against its sha256.
 
-    1. An existing ``<root>/<content_hash>`` is complete (it appeared by rename): check
-       each file (``artifact_check``: hashed unless unchanged since this process found it
-       intact). All intact: reuse it. A file missing or changed: set the folder aside and
-       build it again from the store, so a damaged copy heals and a damaged blob (which a
-       hardlink shares) fails the build below, naming the file.
+    1. An existing ``<root>/<content_hash>`` is complete (it appeared by rename): first
+       the store's own bytes are checked (``_store_check``): the store is the truth, and
+       a blob replaced on disk is a new file that an older hardlink or copy in the cache
+       does not share. Then each cached file (``artifact_check``: hashed unless
+       unchanged since this process found it intact). All intact: reuse it. A file
+       missing or changed: set the folder aside and build it again from the store, so a
+       damaged copy heals and a damaged blob fails the build below, naming the file.
     2. Build a temporary sibling folder: per file, hardlink the blob (``link`` and same
        filesystem) or stream-copy it, hashing the bytes; a mismatch or a missing blob
        removes the folder and raises.
@@ -72,7 +74,12 @@ def version_materialize(
     root = root or cache_root()
     target = root / spec.content_hash
     if target.is_dir():
-        if _folder_intact(target, spec):
+        try:
+            checked = _store_check(spec, store)
+        except ModelmgrError:
+            _discard(target, root, spec)  # a hardlinked copy shares the damaged file
+            raise
+        if _folder_intact(target, spec, checked):
             return target
         _discard(target, root, spec)
     building = _building(root, spec)
@@ -109,10 +116,44 @@ def artifact_check(path: Path, item: FileSpec, spec: VersionSpec) -> None:
     _memo_put(before, after, started=started, sha256=item.sha256)
 
 
-def _folder_intact(folder: Path, spec: VersionSpec) -> bool:
+def _store_check(spec: VersionSpec, store: ContentStore) -> set[tuple[int, ...]]:
+    """Raise (naming the file) unless every blob in the store still holds its bytes.
+
+    A local store's blob goes through ``artifact_check`` (a stat when this process has
+    seen it intact and it has not changed since; a hardlinked cache file is the same
+    file, so it costs nothing more). A remote store's blob is read through the store
+    (what every hash check costs with such a storage).
+
+    Returns the identities of the local files found intact, so that the cached folder's
+    check does not hash a hardlink to one of them a second time.
+    """
+    checked: set[tuple[int, ...]] = set()
+    for item in spec.files:
+        source = store.local_path(item.sha256)
+        try:
+            if source is not None:
+                artifact_check(source, item, spec)
+                checked.add(_identity(os.stat(source)))
+            else:
+                actual, _ = store.hash_of(item.sha256)
+                _check(actual, item, spec)
+        except (FileNotFoundError, NotFound):
+            raise NotFound(
+                f"artifact {item.path} of {spec.ref} is missing from the artifact store"
+            ) from None
+    return checked
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _folder_intact(folder: Path, spec: VersionSpec, checked: set[tuple[int, ...]]) -> bool:
     try:
         for item in spec.files:
-            artifact_check(folder / _safe(item.path, spec), item, spec)
+            path = folder / _safe(item.path, spec)
+            if _identity(os.stat(path)) not in checked:
+                artifact_check(path, item, spec)
     except (ModelmgrError, OSError) as exc:
         detail = exc.detail if isinstance(exc, ModelmgrError) else f"{type(exc).__name__}: {exc}"
         log.warning("the cached files of %s are damaged (%s); building again", spec.ref, detail)

@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto
 
 from modelmgr.exceptions import BadPath, IngestRejected
+from modelmgr.ingest.onnx_support import onnx_warnings
 from modelmgr.ingest.paths import clean_relative_path
 from modelmgr.ingest.picklescan import numel
 
@@ -30,6 +31,9 @@ def inspect_onnx(local: Path, *, path: str, version_sizes: dict[str, int]) -> tu
     3. Run onnx.checker on the in-memory model (external initializers as inputs).
     4. Read inputs (graph inputs that are not initializers), outputs, opsets, producer,
        IR version and the parameter count from initializer dims.
+    5. Warn (``warnings``) when the IR version or opset is beyond what the worker's
+       onnxruntime loads (ingest.onnx_support): stored all the same, as it may be
+       meant for another runtime, but a switch to it would fail.
     """
     try:
         model = onnx.load(str(local), load_external_data=False)
@@ -57,6 +61,9 @@ def inspect_onnx(local: Path, *, path: str, version_sizes: dict[str, int]) -> tu
         "checker": checker,
         "metadata": {p.key: p.value for p in model.metadata_props[:MAX_METADATA_PROPS]},
     }
+    warnings = onnx_warnings(ir_version=model.ir_version, opsets=inspection["opset"], path=path)
+    if warnings:
+        inspection["warnings"] = warnings
     return signature, inspection
 
 

@@ -6,6 +6,7 @@ modelmgr.registry.uploads combines it with creating the model on first upload.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -29,6 +30,7 @@ from modelmgr.registry.snapshots import (
     version_snapshot,
     version_target,
 )
+from modelmgr.registry.switch_guard import outside_switches
 from modelmgr.registry.validation import (
     InvalidInput,
     clean_framework,
@@ -148,8 +150,10 @@ def model_delete(*, model: RegisteredModel, actor, actor_label: str | None = Non
     1. Refuse (409) while any of its versions is active or canary in a slot.
     2. Delete the rows and write the audit row in one transaction.
     3. After commit, delete the blobs no remaining ArtifactFile references.
+
+    Never during a switch: it waits for the switch lock (registry.switch_guard).
     """
-    with transaction.atomic():
+    with outside_switches(doing=f"deleting model {model.name}"), transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
         versions = ModelVersion.objects.filter(model=model)
         slots = serving_slots(versions)
@@ -227,9 +231,12 @@ def version_update(
        trust) clears the pin in the same transaction and audit row.
     3. After commit, when the pin changed, the worker is nudged to converge now; a
        worker that does not answer fails nothing: its periodic reconcile catches up.
+    4. Archiving waits for a running switch (registry.switch_guard), like a delete.
     """
     cleaned = clean_version_fields(fields or {})
-    with transaction.atomic():
+    archiving = status == VersionStatus.ARCHIVED and version.status != VersionStatus.ARCHIVED
+    guard = outside_switches(doing=f"archiving {version.ref}") if archiving else nullcontext()
+    with guard, transaction.atomic():
         version = (
             ModelVersion.objects.select_for_update()
             .select_related("model", "model__owner")
@@ -273,8 +280,11 @@ def version_update(
 
 
 def version_delete(*, version: ModelVersion, actor, actor_label: str | None = None) -> None:
-    """Delete one version (refused while a slot serves it), then its unreferenced blobs."""
-    with transaction.atomic():
+    """Delete one version (refused while a slot serves it), then its unreferenced blobs.
+
+    Never during a switch: it waits for the switch lock (registry.switch_guard).
+    """
+    with outside_switches(doing=f"deleting {version.ref}"), transaction.atomic():
         version = (
             ModelVersion.objects.select_for_update()
             .select_related("model", "model__owner")

@@ -76,8 +76,16 @@ def test_copied_folder_is_reused_while_its_files_are_intact(owner, model_files, 
     version = onnx_version(owner, model_files, tmp_path)
     spec = version_spec_get(version_id=version.pk)
     first = version_materialize(spec=spec, link=False)
-    corrupt(version)  # the store's blob, not the copy the worker reads
     assert version_materialize(spec=spec, link=False) == first
+
+
+def test_an_intact_copy_does_not_hide_a_damaged_store_blob(owner, model_files, tmp_path):
+    version = onnx_version(owner, model_files, tmp_path)
+    spec = version_spec_get(version_id=version.pk)
+    version_materialize(spec=spec, link=False)
+    corrupt(version)  # the store's blob, not the copy the worker reads
+    with pytest.raises(IntegrityFailure, match="model.onnx of clf@1 is corrupt"):
+        version_materialize(spec=spec, link=False)
 
 
 def test_blob_corrupted_after_first_use_fails_the_next_use_naming_the_file(
