@@ -249,7 +249,14 @@ def test_sigterm_finishes_gracefully_and_flushes_usage(two_versions):
         assert worker.terminate() == 0
         assert "inference worker" in worker.logs() and "stopped" in worker.logs()
     (row,) = UsageBucket.objects.all()
-    assert (row.slot_name, row.version_id, row.count, row.errors) == ("det", v1.pk, 6, 1)
+    # the 422 is a refused input, not a model error
+    assert (row.slot_name, row.version_id, row.count, row.errors, row.refused) == (
+        "det",
+        v1.pk,
+        6,
+        0,
+        1,
+    )
     assert sum(row.histogram) == 5
 
 
