@@ -14,6 +14,7 @@ from pydantic import Field
 
 from modelmgr.api.auth import TokenAuth, session_auth
 from modelmgr.deploy.predict import PASSED_HEADERS, body_limit_check, slot_predict
+from modelmgr.exceptions import Forbidden
 from modelmgr.models import ApiToken
 
 # Predicting changes nothing: a token with the read scope may call it although it is a POST.
@@ -58,6 +59,7 @@ def _content_length(request: HttpRequest) -> int | None:
     "/slots/{slot}/predict",
     response={
         200: PredictOut,
+        403: PredictError,
         404: PredictError,
         413: PredictError,
         415: PredictError,
@@ -77,6 +79,9 @@ async def predict(request: HttpRequest, slot: str):
     422 bad inputs, 503 restoring, with Retry-After); a worker that is down is a 503
     naming it, at once.
     """
+    api_token = getattr(request, "api_token", None)
+    if api_token is not None and not api_token.allows_slot(slot):
+        raise Forbidden(api_token.slot_refusal(slot))
     length = _content_length(request)
     body_limit_check(length)
     # read(), not .body: DATA_UPLOAD_MAX_MEMORY_SIZE is for forms, tensors may be bigger.
