@@ -62,8 +62,7 @@ def test_revoked_token_and_deactivated_user_stop_working_within_the_cache_time(
     assert httpx.post(url, json=BODY, headers=bearer(revoked), timeout=30).status_code == 200
     token_revoke(user=owner, name="soon-revoked")
     eventually(
-        lambda: httpx.post(url, json=BODY, headers=bearer(revoked), timeout=30).status_code
-        == 401,
+        lambda: httpx.post(url, json=BODY, headers=bearer(revoked), timeout=30).status_code == 401,
         limit=10,
         what="the revoked token refused",
     )
@@ -72,8 +71,7 @@ def test_revoked_token_and_deactivated_user_stop_working_within_the_cache_time(
     other_user.is_active = False
     other_user.save()
     eventually(
-        lambda: httpx.post(url, json=BODY, headers=bearer(others), timeout=30).status_code
-        == 401,
+        lambda: httpx.post(url, json=BODY, headers=bearer(others), timeout=30).status_code == 401,
         limit=10,
         what="the deactivated user's token refused",
     )
