@@ -21,8 +21,7 @@ import re
 
 from django.conf import settings
 
-from inference.asgi import read_body, send_json
-from inference.errors import BodyTooLarge
+from inference.asgi import predict_body_limit_check, read_body, send_json
 from inference.pool import short_error
 from inference.serving import v1
 from inference.serving.auth import CHALLENGE, TokenCache
@@ -84,7 +83,7 @@ class ServingApp:
             await self.tokens.authorize(scope["headers"])
             raise MethodNotAllowed("use POST for /api/v1/slots/{slot}/predict")
         await self.tokens.authorize(scope["headers"], slot=slot)
-        body_limit_check(scope["headers"])
+        predict_body_limit_check(scope["headers"])
         if not self.worker.ready:
             raise WorkerUnavailable(self.worker.not_ready_detail)
         await v1.predict(self.runner, slot, scope, await read_body(receive), send)
@@ -92,14 +91,3 @@ class ServingApp:
 
 class MethodNotAllowed(ModelmgrError):
     status = 405
-
-
-def body_limit_check(headers) -> None:
-    """413 for a declared body over MODELMGR_PREDICT_MAX_BYTES, before reading it."""
-    limit = settings.MODELMGR_PREDICT_MAX_BYTES
-    for name, value in headers:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise BodyTooLarge(
-                f"request body of {int(value)} bytes exceeds the {limit} byte limit "
-                "for predictions (MODELMGR_PREDICT_MAX_BYTES)"
-            )

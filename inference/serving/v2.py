@@ -18,7 +18,7 @@ from importlib import metadata
 
 import numpy as np
 
-from inference.asgi import read_body, send_bytes, send_json
+from inference.asgi import predict_body_limit_check, read_body, send_bytes, send_json
 from inference.codec import json_values
 from inference.pool import PoolEntry
 from inference.serving.runner import InferRunner
@@ -314,6 +314,7 @@ class V2:
         if not self.worker.ready:
             raise WorkerUnavailable(self.worker.not_ready_detail)
         self.served(slot, version)  # 404 before reading the body
+        predict_body_limit_check(scope["headers"])
         header_length, encoding = None, b""
         for name, value in scope["headers"]:
             if name == HEADER_LENGTH:

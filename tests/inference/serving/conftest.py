@@ -33,7 +33,7 @@ def served_clf(owner, model_files, tmp_path):
 
 
 @pytest.fixture
-def worker(served_clf):
-    with start_worker(env=QUIET) as worker:
-        worker.wait_ready()
-        yield worker
+def worker_proc(served_clf):
+    with start_worker(env=QUIET) as worker_proc:
+        worker_proc.wait_ready()
+        yield worker_proc

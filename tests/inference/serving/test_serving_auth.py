@@ -14,8 +14,8 @@ BODY = {"inputs": {"x": [[0.1, 0.2, 0.3, 0.4]]}}
 V2_BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
 
 
-def test_probes_answer_without_a_token(worker):
-    with httpx.Client(base_url=worker.serve_url, timeout=30) as client:
+def test_probes_answer_without_a_token(worker_proc):
+    with httpx.Client(base_url=worker_proc.serve_url, timeout=30) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/v2/health/live").status_code == 200
         assert client.get("/v2/health/ready").status_code == 200
@@ -33,8 +33,8 @@ def test_probes_answer_without_a_token(worker):
         ("GET", "/no/such/thing"),
     ],
 )
-def test_anonymous_gets_401_with_a_challenge_everywhere_else(worker, method, path):
-    response = httpx.request(method, worker.serve_url + path, json=BODY, timeout=30)
+def test_anonymous_gets_401_with_a_challenge_everywhere_else(worker_proc, method, path):
+    response = httpx.request(method, worker_proc.serve_url + path, json=BODY, timeout=30)
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "Authorization: Bearer" in response.json()["detail"]
@@ -42,8 +42,8 @@ def test_anonymous_gets_401_with_a_challenge_everywhere_else(worker, method, pat
         assert response.json()["error"] == response.json()["detail"]
 
 
-def test_unknown_token_is_401_and_a_write_only_token_is_403(worker, owner):
-    url = worker.serve_url + "/api/v1/slots/det/predict"
+def test_unknown_token_is_401_and_a_write_only_token_is_403(worker_proc, owner):
+    url = worker_proc.serve_url + "/api/v1/slots/det/predict"
     response = httpx.post(url, json=BODY, headers=bearer("mm_not-a-token"), timeout=30)
     assert response.status_code == 401
     assert response.json() == {"detail": "invalid or revoked API token"}
@@ -54,10 +54,10 @@ def test_unknown_token_is_401_and_a_write_only_token_is_403(worker, owner):
 
 
 def test_revoked_token_and_deactivated_user_stop_working_within_the_cache_time(
-    worker, owner, other_user
+    worker_proc, owner, other_user
 ):
     """MODELMGR_TOKEN_CACHE_S is 0.5 s here: each change is seen within it."""
-    url = worker.serve_url + "/api/v1/slots/det/predict"
+    url = worker_proc.serve_url + "/api/v1/slots/det/predict"
     revoked = token(owner, name="soon-revoked")
     assert httpx.post(url, json=BODY, headers=bearer(revoked), timeout=30).status_code == 200
     token_revoke(user=owner, name="soon-revoked")
@@ -77,10 +77,12 @@ def test_revoked_token_and_deactivated_user_stop_working_within_the_cache_time(
     )
 
 
-def test_a_token_limited_to_other_slots_gets_403_naming_the_slot(worker, owner):
+def test_a_token_limited_to_other_slots_gets_403_naming_the_slot(worker_proc, owner):
     limited = token(owner, slots=("policy", "pose"), name="policy-robot")
     expected = "token 'policy-robot' may not use slot 'det' (it is limited to policy, pose)"
-    with httpx.Client(base_url=worker.serve_url, headers=bearer(limited), timeout=30) as client:
+    with httpx.Client(
+        base_url=worker_proc.serve_url, headers=bearer(limited), timeout=30
+    ) as client:
         response = client.post("/api/v1/slots/det/predict", json=BODY)
         assert response.status_code == 403
         assert response.json() == {"detail": expected}
@@ -96,6 +98,9 @@ def test_a_token_limited_to_other_slots_gets_403_naming_the_slot(worker, owner):
         assert client.post("/api/v1/slots/policy/predict", json=BODY).status_code == 404
     own = token(owner, slots=("det",), name="det-robot")
     response = httpx.post(
-        worker.serve_url + "/api/v1/slots/det/predict", json=BODY, headers=bearer(own), timeout=30
+        worker_proc.serve_url + "/api/v1/slots/det/predict",
+        json=BODY,
+        headers=bearer(own),
+        timeout=30,
     )
     assert response.status_code == 200, response.text

@@ -18,12 +18,12 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 X = np.arange(8, dtype=np.float32).reshape(2, 4) / 10
 
 
-def client_for(worker) -> triton.InferenceServerClient:
-    return triton.InferenceServerClient(url=worker.serve_url.removeprefix("http://"))
+def client_for(worker_proc) -> triton.InferenceServerClient:
+    return triton.InferenceServerClient(url=worker_proc.serve_url.removeprefix("http://"))
 
 
-def reference(worker, slot: str = "det", name: str = "x") -> np.ndarray:
-    answer = httpx.post(f"{worker.url}/infer/{slot}", json={"inputs": {name: X.tolist()}})
+def reference(worker_proc, slot: str = "det", name: str = "x") -> np.ndarray:
+    answer = httpx.post(f"{worker_proc.url}/infer/{slot}", json={"inputs": {name: X.tolist()}})
     assert answer.status_code == 200, answer.text
     return np.asarray(next(iter(answer.json()["outputs"].values())), dtype=np.float32)
 
@@ -42,18 +42,18 @@ def refused(call) -> InferenceServerException:
     return caught.value
 
 
-def test_server_health_and_metadata(worker, owner):
+def test_server_health_and_metadata(worker_proc, owner):
     headers = bearer(token(owner))
-    client = client_for(worker)
+    client = client_for(worker_proc)
     assert client.is_server_live() and client.is_server_ready()  # probes: no token
     metadata = client.get_server_metadata(headers=headers)
     assert metadata["name"] == "modelmgr" and "binary_tensor_data" in metadata["extensions"]
     assert refused(lambda: client.get_server_metadata()).status() == "401"
 
 
-def test_model_metadata_and_readiness_follow_the_served_version(worker, owner):
+def test_model_metadata_and_readiness_follow_the_served_version(worker_proc, owner):
     headers = bearer(token(owner))
-    client = client_for(worker)
+    client = client_for(worker_proc)
     expected = {
         "name": "det",
         "versions": ["1"],
@@ -77,10 +77,10 @@ def test_model_metadata_and_readiness_follow_the_served_version(worker, owner):
 
 @pytest.mark.parametrize("binary_in", [False, True], ids=["json-in", "binary-in"])
 @pytest.mark.parametrize("binary_out", [False, True, None], ids=["json-out", "binary-out", "all"])
-def test_infer_json_and_binary_tensors_match_the_model(worker, owner, binary_in, binary_out):
-    expected = reference(worker)
+def test_infer_json_and_binary_tensors_match_the_model(worker_proc, owner, binary_in, binary_out):
+    expected = reference(worker_proc)
     headers = bearer(token(owner))
-    client = client_for(worker)
+    client = client_for(worker_proc)
     result = infer(
         client, headers, binary_in=binary_in, binary_out=binary_out, request_id="frame-7"
     )
@@ -98,11 +98,11 @@ def test_infer_json_and_binary_tensors_match_the_model(worker, owner, binary_in,
     np.testing.assert_allclose(versioned.as_numpy("y"), expected, rtol=1e-6)
 
 
-def test_infer_with_a_gzipped_request_and_the_binary_headers_on_the_wire(worker, owner):
-    expected = reference(worker)
+def test_infer_with_a_gzipped_request_and_the_binary_headers_on_the_wire(worker_proc, owner):
+    expected = reference(worker_proc)
     headers = bearer(token(owner))
     result = infer(
-        client_for(worker),
+        client_for(worker_proc),
         headers,
         binary_in=True,
         binary_out=True,
@@ -112,7 +112,7 @@ def test_infer_with_a_gzipped_request_and_the_binary_headers_on_the_wire(worker,
     # By hand: 16 bytes of FP32 after the JSON header, as curl would send them.
     head = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"parameters":{"binary_data_size":16}}],"outputs":[{"name":"y","parameters":{"binary_data":true}}]}'  # noqa: E501
     raw = httpx.post(
-        worker.serve_url + "/v2/models/det/infer",
+        worker_proc.serve_url + "/v2/models/det/infer",
         content=head + X[:1].tobytes(),
         headers={**headers, "Inference-Header-Content-Length": str(len(head))},
     )
@@ -125,9 +125,9 @@ def test_infer_with_a_gzipped_request_and_the_binary_headers_on_the_wire(worker,
     )
 
 
-def test_infer_errors_come_back_as_v2_errors_naming_the_problem(worker, owner):
+def test_infer_errors_come_back_as_v2_errors_naming_the_problem(worker_proc, owner):
     headers = bearer(token(owner))
-    client = client_for(worker)
+    client = client_for(worker_proc)
     as_double = triton.InferInput("x", [2, 4], "FP64")
     as_double.set_data_from_numpy(X.astype(np.float64))
     dtype = refused(lambda: client.infer("det", [as_double], headers=dict(headers)))
@@ -148,7 +148,7 @@ def test_infer_errors_come_back_as_v2_errors_naming_the_problem(worker, owner):
         lambda: client.infer("det", [given], model_version="9", headers=dict(headers))
     )
     assert version.status() == "404" and "not '9'" in version.message()
-    with httpx.Client(base_url=worker.serve_url, headers=headers, timeout=30) as raw:
+    with httpx.Client(base_url=worker_proc.serve_url, headers=headers, timeout=30) as raw:
         cases = [
             (b"{not json", "not valid JSON"),
             (b'{"inputs": []}', '"inputs"'),
@@ -169,9 +169,9 @@ def test_infer_errors_come_back_as_v2_errors_naming_the_problem(worker, owner):
         assert raw.get("/v2/models/det/nothing").json()["error"].startswith("no such endpoint")
 
 
-def test_wrong_slot_token_is_refused_through_the_client(worker, owner):
+def test_wrong_slot_token_is_refused_through_the_client(worker_proc, owner):
     limited = bearer(token(owner, slots=("policy",), name="policy-robot"))
-    client = client_for(worker)
+    client = client_for(worker_proc)
     given = triton.InferInput("x", [2, 4], "FP32")
     given.set_data_from_numpy(X)
     error = refused(lambda: client.infer("det", [given], headers=limited))
@@ -183,11 +183,11 @@ def test_wrong_slot_token_is_refused_through_the_client(worker, owner):
 def test_a_torchscript_model_over_v2(owner, model_files, tmp_path):
     version = torch_version(owner, model_files, tmp_path, kind="torchscript")
     make_slot("arm", version)
-    with start_worker(env=QUIET) as worker:
-        worker.wait_ready()
-        expected = reference(worker, "arm", "input")
+    with start_worker(env=QUIET) as worker_proc:
+        worker_proc.wait_ready()
+        expected = reference(worker_proc, "arm", "input")
         headers = bearer(token(owner))
-        client = client_for(worker)
+        client = client_for(worker_proc)
         metadata = client.get_model_metadata("arm", headers=headers)
         assert metadata["platform"] == "pytorch_libtorch" and metadata["versions"] == ["1"]
         assert metadata["inputs"][0]["name"] == "input"
