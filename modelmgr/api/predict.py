@@ -1,5 +1,8 @@
 """/slots/{slot}/predict: run inference on whatever version the slot serves.
 
+Robots should call the same path on the worker's serving port (inference.serving), which
+skips this process; this one serves browser sessions and robots that still call the web.
+
 The body goes to the worker as bytes and its answer comes back as bytes: the tensors are
 never parsed in the web process. Async, so a slow model never ties up Django's one
 thread for sync views.
@@ -77,7 +80,11 @@ async def predict(request: HttpRequest, slot: str):
     Answers with the outputs, the ``model`` (name@version) that computed them and its
     latency. The worker's errors come back with their status (404 slot not served,
     422 bad inputs, 503 restoring, with Retry-After); a worker that is down is a 503
-    naming it, at once.
+    naming it, at once. A token limited to other slots (``create_token --slots``) gets
+    a 403 naming the slot.
+
+    Robots: the worker's serving port answers the same path and formats without this
+    hop (``MODELMGR_SERVE_PORT``, the web port + 2 under ``runall``).
     """
     api_token = getattr(request, "api_token", None)
     if api_token is not None and not api_token.allows_slot(slot):
