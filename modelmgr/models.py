@@ -337,12 +337,14 @@ class ApiToken(models.Model):
 
     def slot_refusal(self, slot: str) -> str:
         """Why this token may not use ``slot`` (the 403's detail), or ""."""
-        if self.allows_slot(slot):
+        return self.slot_refusal_of(self.name, self.slots, slot)
+
+    @staticmethod
+    def slot_refusal_of(name: str, slots, slot: str) -> str:
+        """The same for a token known by name and slots (the worker's cached copy)."""
+        if not slots or slot in slots:
             return ""
-        return (
-            f"token {self.name!r} may not use slot {slot!r} "
-            f"(it is limited to {', '.join(self.slots)})"
-        )
+        return f"token {name!r} may not use slot {slot!r} (it is limited to {', '.join(slots)})"
 
 
 # Fixed latency histogram bounds (ms), log-spaced: buckets add up across rows, so

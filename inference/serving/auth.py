@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from inference.worker import db_pass
 from modelmgr.exceptions import Forbidden, ModelmgrError
+from modelmgr.models import ApiToken
 
 MAX_CACHED = 10_000
 CHALLENGE = (b"www-authenticate", b'Bearer realm="modelmgr"')
@@ -34,11 +35,9 @@ class Grant:
     slots: tuple[str, ...]  # empty = every slot
 
     def check_slot(self, slot: str) -> None:
-        if self.slots and slot not in self.slots:
-            raise Forbidden(
-                f"token {self.name!r} may not use slot {slot!r} "
-                f"(it is limited to {', '.join(self.slots)})"
-            )
+        refusal = ApiToken.slot_refusal_of(self.name, self.slots, slot)
+        if refusal:
+            raise Forbidden(refusal)
 
 
 def _lookup(raw: str) -> Grant | None:
