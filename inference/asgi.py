@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
+
 from inference.errors import BodyTooLarge
 from modelmgr.exceptions import ModelmgrError
 
@@ -30,6 +32,18 @@ async def read_body(receive) -> bytes:
             raise BodyTooLarge(f"the body is larger than {MAX_BODY} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def predict_body_limit_check(headers) -> None:
+    """413 for a declared body over MODELMGR_PREDICT_MAX_BYTES, before reading any of it
+    (the serving port's limit, as the web API's)."""
+    limit = settings.MODELMGR_PREDICT_MAX_BYTES
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BodyTooLarge(
+                f"request body of {int(value)} bytes exceeds the {limit} byte limit "
+                "for predictions (MODELMGR_PREDICT_MAX_BYTES)"
+            )
 
 
 async def send_bytes(send, status: int, body: bytes, headers: list) -> None:

@@ -1,15 +1,20 @@
-"""uvicorn (httptools + uvloop) serving the worker's ASGI app on pre-bound sockets."""
+"""uvicorn (httptools + uvloop) serving the worker's ASGI apps on pre-bound sockets.
+
+The worker runs two servers on one event loop: the private control API (WorkerApp) and
+the public serving port (ServingApp). Both share the Worker, so a swap is seen by both
+at once and no request crosses a process boundary.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import os
 import socket
 
 import uvicorn
-
-from inference.server import WorkerApp
+from uvicorn._compat import asyncio_run
 
 
 class Server(uvicorn.Server):
@@ -29,7 +34,7 @@ def available(module: str) -> bool:
 
 
 def build_server(
-    app: WorkerApp, *, host: str, port: int | None, socket_path: str | None = None
+    app, *, host: str, port: int | None, socket_path: str | None = None
 ) -> tuple[Server, list[socket.socket]]:
     """A uvicorn server on pre-bound sockets (TCP and/or a Unix socket); signals are left
     to the caller, which owns the shutdown."""
@@ -63,3 +68,12 @@ def build_server(
         sock.listen(2048)
         sock.setblocking(False)
     return Server(config), sockets
+
+
+def run_servers(servers: list[tuple[Server, list[socket.socket]]]) -> None:
+    """Serve every (server, sockets) pair on one event loop until all have stopped."""
+
+    async def serve_all() -> None:
+        await asyncio.gather(*(server.serve(sockets=sockets) for server, sockets in servers))
+
+    asyncio_run(serve_all(), loop_factory=servers[0][0].config.get_loop_factory())

@@ -1,10 +1,10 @@
-"""The worker's HTTP API: a small raw ASGI app served by uvicorn (httptools + uvloop).
+"""The worker's private control API: a small raw ASGI app served by uvicorn.
 
-It sits on the hot path of every robot request, so /infer does the least it can: read
-the body, take the slot's model from the routing table without a lock, check inputs,
-run the model (on the event loop itself when it is fast, else in a thread), answer.
-Control calls (switch, load, unload, reconcile) run in threads and never hold up
-serving. Errors are {"detail": "..."} with the status of the domain exception.
+Robots use the public serving port (inference.serving.app); /infer here is the same
+inference without auth, for the web process and tools on the private side
+(inference.serving.runner does the work). Control calls (switch, load, unload,
+reconcile) run in threads and never hold up serving. Errors are {"detail": "..."} with
+the status of the domain exception.
 """
 
 from __future__ import annotations
@@ -18,24 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
-from inference.asgi import (
-    JSON_HEADERS,
-    BadRequest,
-    json_payload,
-    read_body,
-    send_bytes,
-    send_json,
-    version_id_of,
-)
-from inference.codec import SAFETENSORS, decode_inputs, encode_json, encode_safetensors
+from inference.asgi import BadRequest, json_payload, read_body, send_json, version_id_of
 from inference.errors import InvalidInput
 from inference.metrics import metrics_endpoint, metrics_watch, request_record, slot_label
 from inference.pool import short_error
+from inference.serving import v1
+from inference.serving.runner import InferRunner
 from inference.worker import Worker, db_pass
 from modelmgr.exceptions import ModelmgrError
 
 log = logging.getLogger("inference")
-DECODE_IN_THREAD = 256 * 1024  # bodies larger than this are parsed off the event loop
 KEEPALIVE_S = 5.0
 # How often /events looks for a change: well inside the UI's 100 ms promise.
 STATE_POLL_S = 0.05
@@ -66,10 +58,12 @@ class WorkerApp:
     def __init__(self, worker: Worker):
         self.worker = worker
         self.control = ThreadPoolExecutor(4, thread_name_prefix="control")
-        self.infer_threads = ThreadPoolExecutor(
-            settings.MODELMGR_WORKER_INFER_THREADS, thread_name_prefix="infer"
+        # Shared with the serving port (inference.serving.app): one thread pool for models.
+        self.runner = InferRunner(
+            worker,
+            threads=settings.MODELMGR_WORKER_INFER_THREADS,
+            inline_ms=settings.MODELMGR_WORKER_INLINE_MS,
         )
-        self.inline_ms = settings.MODELMGR_WORKER_INLINE_MS
         metrics_watch(worker)
         self.routes = {
             ("GET", "/metrics"): metrics_endpoint,
@@ -88,7 +82,7 @@ class WorkerApp:
 
     def close(self) -> None:
         self.control.shutdown(wait=True)
-        self.infer_threads.shutdown(wait=True)
+        self.runner.close()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -187,81 +181,10 @@ class WorkerApp:
 
     # --- serving ---------------------------------------------------------------------------
     async def infer(self, scope, receive, send, slot: str) -> None:
-        worker = self.worker
-        arrived = time.perf_counter()
-        if not worker.ready:
-            request_record(slot_label(worker, slot), None, 503, time.perf_counter() - arrived)
+        if not self.worker.ready:
+            request_record(slot_label(self.worker, slot), None, 503, 0.0)
             return await self.not_ready(send)
-        body = await read_body(receive)
-        content_type = accept = b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"accept":
-                accept = value
-        try:
-            entry = worker.router.acquire(slot)
-        except ModelmgrError as exc:  # not served, or being switched: no version reached
-            request_record(
-                slot_label(worker, slot), None, exc.status, time.perf_counter() - arrived
-            )
-            raise
-        loop = asyncio.get_running_loop()
-        ok, latency, outputs = False, None, None
-        error: ModelmgrError | None = None
-        try:
-            if len(body) > DECODE_IN_THREAD:
-                inputs = await loop.run_in_executor(
-                    self.infer_threads, decode_inputs, content_type, body, entry.signature
-                )
-            else:
-                inputs = decode_inputs(content_type, body, entry.signature)
-            if entry.inline:
-                started = time.perf_counter()
-                outputs = entry.model.infer(inputs)
-                latency = (time.perf_counter() - started) * 1000
-            else:
-                outputs, latency = await loop.run_in_executor(
-                    self.infer_threads, _timed_infer, entry.model, inputs
-                )
-            ok = True
-            entry.avg_ms = (
-                latency if entry.avg_ms == float("inf") else 0.9 * entry.avg_ms + 0.1 * latency
-            )
-            entry.inline = entry.avg_ms < self.inline_ms
-        except ModelmgrError as exc:
-            error = exc
-        except Exception as exc:
-            error = ModelmgrError(
-                f"inference on slot {slot} ({entry.ref}) failed: {short_error(exc)}"
-            )
-            error.status = 500
-        finally:
-            worker.router.release(entry)
-            refused = error is not None and 400 <= error.status < 500
-            worker.usage.record(slot, entry.version_id, latency, ok, refused=refused)
-        if not ok:
-            request_record(slot, entry.version_id, error.status, time.perf_counter() - arrived)
-            return await send_json(send, error.status, {"detail": error.detail})
-        if SAFETENSORS in accept:
-            body = encode_safetensors(outputs)
-            request_record(slot, entry.version_id, 200, time.perf_counter() - arrived)
-            return await send_bytes(
-                send,
-                200,
-                body,
-                [
-                    (b"content-type", SAFETENSORS),
-                    (b"x-model", entry.ref.encode()),
-                    (b"x-version-id", str(entry.version_id).encode()),
-                    (b"x-latency-ms", f"{latency:.4f}".encode()),
-                ],
-            )
-        body = encode_json(
-            ref=entry.ref, version_id=entry.version_id, outputs=outputs, latency_ms=latency
-        )
-        request_record(slot, entry.version_id, 200, time.perf_counter() - arrived)
-        await send_bytes(send, 200, body, JSON_HEADERS)
+        await v1.predict(self.runner, slot, scope, await read_body(receive), send)
 
     # --- control -------------------------------------------------------------------------------
     async def switch(self, scope, receive, send) -> None:
@@ -345,9 +268,3 @@ class WorkerApp:
             return await send_json(send, 202, {"nudged": True})
         result = await self.in_control_thread(lambda: self.worker.reconcile_once(force=True))
         await send_json(send, 200, result)
-
-
-def _timed_infer(model, inputs):
-    started = time.perf_counter()
-    outputs = model.infer(inputs)
-    return outputs, (time.perf_counter() - started) * 1000

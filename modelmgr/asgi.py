@@ -15,15 +15,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from modelmgr.asgi_limits import RejectOversizeBody  # noqa: E402
-from modelmgr.deploy.fastpath import PredictFastPath  # noqa: E402
 from modelmgr.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # The pages' CSS/JS (and the admin's) are served by the web process itself, also
         # with DEBUG off: a self-hosted tool needs no separate static file server.
-        # Robots' bearer-token predictions skip Django's handler (modelmgr.deploy.fastpath).
-        "http": RejectOversizeBody(PredictFastPath(ASGIStaticFilesHandler(django_asgi_app))),
+        # Robots predict on the worker's serving port (inference.serving), not here.
+        "http": RejectOversizeBody(ASGIStaticFilesHandler(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -305,6 +305,9 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
+    # Slot names the token may predict on; empty = every slot. A robot's token should
+    # reach only its own slots.
+    slots = models.JSONField(default=list, blank=True)
     revoked = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -328,6 +331,20 @@ class ApiToken(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def allows_slot(self, slot: str) -> bool:
+        return not self.slots or slot in self.slots
+
+    def slot_refusal(self, slot: str) -> str:
+        """Why this token may not use ``slot`` (the 403's detail), or ""."""
+        return self.slot_refusal_of(self.name, self.slots, slot)
+
+    @staticmethod
+    def slot_refusal_of(name: str, slots, slot: str) -> str:
+        """The same for a token known by name and slots (the worker's cached copy)."""
+        if not slots or slot in slots:
+            return ""
+        return f"token {name!r} may not use slot {slot!r} (it is limited to {', '.join(slots)})"
 
 
 # Fixed latency histogram bounds (ms), log-spaced: buckets add up across rows, so

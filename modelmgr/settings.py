@@ -221,6 +221,10 @@ _worker_url = urlsplit(MODELMGR_WORKER_URL)
 MODELMGR_WORKER_HOST = env_str("MODELMGR_WORKER_HOST", _worker_url.hostname or "127.0.0.1")
 MODELMGR_WORKER_PORT = env_int("MODELMGR_WORKER_PORT", _worker_url.port or 8001)
 MODELMGR_WORKER_SOCKET = env_str("MODELMGR_WORKER_SOCKET")
+# The worker's public serving port (robots: v1 predict, /v2 Open Inference Protocol), apart
+# from the private control API above. `runall` derives the port from the web's (+2).
+MODELMGR_SERVE_HOST = env_str("MODELMGR_SERVE_HOST", "127.0.0.1")
+MODELMGR_SERVE_PORT = env_int("MODELMGR_SERVE_PORT", 8002)
 # "auto" (cuda:0 when CUDA really works, else cpu), "cpu" or "cuda:N".
 MODELMGR_WORKER_DEVICE = env_str("MODELMGR_WORKER_DEVICE", "auto")
 # Memory budget on CPU; 0 = half of the machine's RAM. On a GPU the device's memory is it.
@@ -260,8 +264,8 @@ MODELMGR_WORKER_TIMEOUT_S = env_float("MODELMGR_WORKER_TIMEOUT_S", 10.0)
 # One inference through POST /api/v1/slots/{slot}/predict.
 MODELMGR_PREDICT_TIMEOUT_S = env_float("MODELMGR_PREDICT_TIMEOUT_S", 60.0)
 MODELMGR_PREDICT_MAX_BYTES = env_int("MODELMGR_PREDICT_MAX_BYTES", 256 * 1024**2)
-# Bearer-token predictions skip Django (modelmgr.deploy.fastpath); their tokens are looked
-# up once per this many seconds (a revocation elsewhere takes effect within it).
+# The worker's serving port looks API tokens up in the database once per this many
+# seconds (a revocation or a deactivated user takes effect within it).
 MODELMGR_TOKEN_CACHE_S = env_float("MODELMGR_TOKEN_CACHE_S", 5.0)
 # `runall` restarts a dead worker after MODELMGR_WORKER_RESTART_BACKOFF_S, doubled for each
 # restart within the window (at most ..._BACKOFF_MAX_S); after MAX_RESTARTS restarts

@@ -157,6 +157,17 @@ def test_a_new_user_predicts_and_ctrl_c_stops_both(make_run):
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"] == "walk-policy@1"
     assert len(answer.json()["outputs"]["output"][0]) == 4
+    # Robots use the worker's serving port (the web port + 2), printed at start.
+    serve_url = f"http://127.0.0.1:{make_run.web_port + 2}"
+    assert f"robots: {serve_url}" in make_run.logs()
+    direct = httpx.post(
+        f"{serve_url}/api/v1/slots/policy/predict",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"inputs": {"obs": [[0.0] * 12]}},
+        timeout=30,
+    )
+    assert direct.status_code == 200, direct.text
+    assert direct.json()["outputs"] == answer.json()["outputs"]
 
     children = make_run.children()
     assert set(children) == {"web", "worker"}
@@ -332,3 +343,19 @@ def test_the_worker_port_follows_the_web_port(tmp_path):
     assert f"port {port + 1} on 127.0.0.1 is already in use (wanted by the worker process)" in (
         done.stderr
     )
+
+
+def test_the_serving_port_follows_the_web_port(tmp_path):
+    """The worker's public serving port is the web port + 2 unless MODELMGR_SERVE_PORT."""
+    port = free_port()
+    holder = _hold_port(port + 2)
+    try:
+        done = _runall(port, _plain_env(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2, done.stderr
+    assert f"port {port + 2} on 127.0.0.1 is already in use (wanted by the serving process)" in (
+        done.stderr
+    )
+    assert "MODELMGR_SERVE_PORT" in done.stderr

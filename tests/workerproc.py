@@ -10,9 +10,10 @@
             worker.wait_ready()
             r = httpx.post(f"{worker.url}/infer/detector", json={"inputs": {...}})
 
-``start_worker`` picks a free port (or takes ``port``), waits for /live (not /ready: a
-test may want to watch the restore), and stops the worker when the ``with`` ends.
-``WorkerProcess`` has ``.url``, ``.wait_ready()``, ``.client()``, ``.kill()`` (SIGKILL),
+``start_worker`` picks free ports (or takes ``port``) for the private control API and the
+public serving port, waits for /live (not /ready: a test may want to watch the restore),
+and stops the worker when the ``with`` ends. ``WorkerProcess`` has ``.url`` (control
+API), ``.serve_url`` (serving port), ``.wait_ready()``, ``.client()``, ``.kill()`` (SIGKILL),
 ``.terminate()`` (SIGTERM, returns the exit status), ``.restart()`` and ``.logs()``.
 
 How the subprocess sees the test's database and files (the reliable recipe):
@@ -103,6 +104,8 @@ class WorkerProcess:
     def __init__(self, *, env: dict[str, str], port: int, timeout: float):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.serve_port = free_port()
+        self.serve_url = f"http://127.0.0.1:{self.serve_port}"
         self.timeout = timeout
         self.tmp = Path(tempfile.mkdtemp(prefix="modelmgr-worker-"))
         self.log_path = self.tmp / "worker.log"
@@ -129,6 +132,8 @@ class WorkerProcess:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                "--serve-port",
+                str(self.serve_port),
             ],
             cwd=ROOT,
             env=self.env,

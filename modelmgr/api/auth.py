@@ -13,13 +13,13 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponseForbidden, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
-from django.utils import timezone
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
 from modelmgr.audit import actor_label_for
 from modelmgr.exceptions import Forbidden
 from modelmgr.models import ApiToken
+from modelmgr.registry.tokens import token_for_use
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -35,13 +35,8 @@ class TokenAuth(HttpBearer):
         super().__init__()
 
     def authenticate(self, request: HttpRequest, token: str):
-        api_token = (
-            ApiToken.objects.active()
-            .select_related("user")
-            .filter(token_hash=ApiToken.hash_token(token))
-            .first()
-        )
-        if api_token is None or not api_token.user.is_active:
+        api_token = token_for_use(token)
+        if api_token is None:
             raise HttpError(401, "invalid or revoked API token")
         scope = str((self.scope or required_scope(request)).value)
         if not api_token.has_scope(scope):
@@ -49,10 +44,6 @@ class TokenAuth(HttpBearer):
                 f"token {api_token.name!r} lacks the {scope!r} scope needed for "
                 f"{request.method} requests"
             )
-        # Touch last_used_at at most once a minute: no write on every robot request.
-        now = timezone.now()
-        if api_token.last_used_at is None or (now - api_token.last_used_at).total_seconds() > 60:
-            ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
         request.user = api_token.user
         request.api_token = api_token
         return api_token.user

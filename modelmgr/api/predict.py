@@ -1,5 +1,8 @@
 """/slots/{slot}/predict: run inference on whatever version the slot serves.
 
+Robots should call the same path on the worker's serving port (inference.serving), which
+skips this process; this one serves browser sessions and robots that still call the web.
+
 The body goes to the worker as bytes and its answer comes back as bytes: the tensors are
 never parsed in the web process. Async, so a slow model never ties up Django's one
 thread for sync views.
@@ -14,6 +17,7 @@ from pydantic import Field
 
 from modelmgr.api.auth import TokenAuth, session_auth
 from modelmgr.deploy.predict import PASSED_HEADERS, body_limit_check, slot_predict
+from modelmgr.exceptions import Forbidden
 from modelmgr.models import ApiToken
 
 # Predicting changes nothing: a token with the read scope may call it although it is a POST.
@@ -58,6 +62,7 @@ def _content_length(request: HttpRequest) -> int | None:
     "/slots/{slot}/predict",
     response={
         200: PredictOut,
+        403: PredictError,
         404: PredictError,
         413: PredictError,
         415: PredictError,
@@ -75,8 +80,15 @@ async def predict(request: HttpRequest, slot: str):
     Answers with the outputs, the ``model`` (name@version) that computed them and its
     latency. The worker's errors come back with their status (404 slot not served,
     422 bad inputs, 503 restoring, with Retry-After); a worker that is down is a 503
-    naming it, at once.
+    naming it, at once. A token limited to other slots (``create_token --slots``) gets
+    a 403 naming the slot.
+
+    Robots: the worker's serving port answers the same path and formats without this
+    hop (``MODELMGR_SERVE_PORT``, the web port + 2 under ``runall``).
     """
+    api_token = getattr(request, "api_token", None)
+    if api_token is not None and not api_token.allows_slot(slot):
+        raise Forbidden(api_token.slot_refusal(slot))
     length = _content_length(request)
     body_limit_check(length)
     # read(), not .body: DATA_UPLOAD_MAX_MEMORY_SIZE is for forms, tensors may be bigger.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from modelmgr.audit import audit_record
 from modelmgr.exceptions import NotFound, VersionConflict
 from modelmgr.models import ApiToken
-from modelmgr.registry.validation import InvalidInput
+from modelmgr.registry.validation import SLUG_RE, InvalidInput
+
+SLOT_NAME_MAX = 64  # Slot.name's max_length
 
 
 def clean_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
@@ -21,6 +24,46 @@ def clean_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
     return cleaned
 
 
+def clean_token_slots(slots) -> list[str]:
+    """Slot names a token is limited to (empty = every slot), sorted and de-duplicated.
+
+    Names need not exist yet: a robot's token may be made before its slot."""
+    if isinstance(slots, str):
+        slots = slots.split(",")
+    if not isinstance(slots, list | tuple):
+        raise InvalidInput('slots must be a list of slot names, e.g. ["detector", "policy"]')
+    cleaned = set()
+    for raw in slots:
+        name = raw.strip() if isinstance(raw, str) else raw
+        if name == "":
+            continue
+        if not isinstance(name, str) or not SLUG_RE.match(name) or len(name) > SLOT_NAME_MAX:
+            raise InvalidInput(
+                f"slot {raw!r} must be a slot name of 1-{SLOT_NAME_MAX} letters, digits, '-' or '_'"
+            )
+        cleaned.add(name)
+    return sorted(cleaned)
+
+
+def token_for_use(raw: str) -> ApiToken | None:
+    """The active token ``raw`` of an active user, or None (unknown, revoked, inactive).
+
+    Touches last_used_at at most once a minute: no write on every robot request. Used by
+    the web API (modelmgr.api.auth) and the worker's serving port alike."""
+    found = (
+        ApiToken.objects.active()
+        .select_related("user")
+        .filter(token_hash=ApiToken.hash_token(raw))
+        .first()
+    )
+    if found is None or not found.user.is_active:
+        return None
+    now = timezone.now()
+    if found.last_used_at is None or (now - found.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
+    return found
+
+
 def _target(user, name: str) -> str:
     return f"{user.get_username()}/{name}"
 
@@ -30,14 +73,18 @@ def token_create(
     user,
     name: str,
     scopes: list[str] | tuple[str, ...] = ("read",),
+    slots: list[str] | tuple[str, ...] = (),
     actor=None,
     actor_label: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its raw value; only the hash is stored."""
+    """Create a token and return it with its raw value; only the hash is stored.
+
+    ``slots`` limits the slots it may predict on (empty = every slot)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("a token needs a name of 1-100 characters")
     scopes = clean_scopes(scopes)
+    slots = clean_token_slots(list(slots))
     raw = ApiToken.generate()
     with transaction.atomic():
         if ApiToken.objects.active().filter(user=user, name=name).exists():
@@ -45,14 +92,18 @@ def token_create(
                 f"{user.get_username()} already has an active token named {name!r}"
             )
         token = ApiToken.objects.create(
-            user=user, name=name, token_hash=ApiToken.hash_token(raw), scopes=scopes
+            user=user,
+            name=name,
+            token_hash=ApiToken.hash_token(raw),
+            scopes=scopes,
+            slots=slots,
         )
         audit_record(
             actor=actor,
             action="token.create",
             target_type="token",
             target=_target(user, name),
-            after={"id": token.pk, "name": name, "scopes": scopes},
+            after={"id": token.pk, "name": name, "scopes": scopes, "slots": slots},
             actor_label=actor_label,
         )
     return token, raw

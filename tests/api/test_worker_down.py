@@ -3,8 +3,8 @@ hung (SIGSTOP: the kernel still accepts connections, nobody answers).
 
 A prediction is a quick 503 naming the worker and the cause, never a hang: at once when
 the worker is gone, after MODELMGR_PREDICT_TIMEOUT_S when it is silent. That holds for
-the ninja operation (sessions, the test client) and for the bearer-token fast path that
-robots take (modelmgr.deploy.fastpath, through the real ASGI application). /api/v1/status
+the ninja operation through the test client and with a bearer token through the real ASGI
+application. /api/v1/status
 is documented as always 200: it says the worker is unreachable and why, as quickly.
 """
 
@@ -40,8 +40,8 @@ def clf_slot(owner, model_files, tmp_path):
 
 @pytest.fixture
 def robot(robot_token) -> Iterator:
-    """POST predict with the robot's bearer token through the ASGI application (the fast
-    path), returning (response, seconds)."""
+    """POST predict with the robot's bearer token through the ASGI application, returning
+    (response, seconds)."""
 
     async def post() -> httpx.Response:
         transport = httpx.ASGITransport(app=application)

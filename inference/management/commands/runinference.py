@@ -1,9 +1,12 @@
 """`manage.py runinference`: the inference worker (data plane).
 
-Holds the models, serves /infer, and converges to the database's desired state: restore
-on start, a reconcile after each nudge and periodically. SIGTERM/SIGINT set the shutdown
-flag: the server stops accepting, requests in flight finish, usage is flushed, models are
-unloaded, and the process exits 0 (a second SIGINT forces the exit).
+Holds the models, serves robots on its public serving port (MODELMGR_SERVE_HOST/PORT:
+token auth, v1 predict, Open Inference Protocol v2) and the web process on its private
+control API (MODELMGR_WORKER_HOST/PORT or a Unix socket), and converges to the
+database's desired state: restore on start, a reconcile after each nudge and
+periodically. SIGTERM/SIGINT set the shutdown flag: the servers stop accepting,
+requests in flight finish, usage is flushed, models are unloaded, and the process exits
+0 (a second SIGINT forces the exit).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.device import DeviceUnavailable
-from inference.serve import build_server
+from inference.serve import build_server, run_servers
 from inference.server import WorkerApp
+from inference.serving.app import ServingApp
 from inference.worker import Worker
 
 log = logging.getLogger("inference")
@@ -39,26 +43,56 @@ class Command(BaseCommand):
             help="also listen on this Unix socket (default MODELMGR_WORKER_SOCKET)",
         )
         parser.add_argument("--no-tcp", action="store_true", help="listen on the Unix socket only")
+        parser.add_argument(
+            "--serve-host", default=None, help="serving address (default MODELMGR_SERVE_HOST)"
+        )
+        parser.add_argument(
+            "--serve-port",
+            type=int,
+            default=None,
+            help="public serving port for robots (default MODELMGR_SERVE_PORT)",
+        )
+        parser.add_argument(
+            "--no-serve", action="store_true", help="no public serving port (control API only)"
+        )
 
-    def handle(self, *args, host=None, port=None, socket=None, no_tcp=False, **options):
+    def handle(
+        self,
+        *args,
+        host=None,
+        port=None,
+        socket=None,
+        no_tcp=False,
+        serve_host=None,
+        serve_port=None,
+        no_serve=False,
+        **options,
+    ):
         self.shutdown = False
         try:
             self.worker = Worker()
         except DeviceUnavailable as exc:
             raise CommandError(str(exc)) from None
         self.app = WorkerApp(self.worker)
+        self.serving = ServingApp(self.worker, self.app.runner)
         socket_path = socket or settings.MODELMGR_WORKER_SOCKET or None
         if no_tcp and not socket_path:
             raise SystemExit("--no-tcp needs --socket (or MODELMGR_WORKER_SOCKET)")
         host = host or settings.MODELMGR_WORKER_HOST
         port = None if no_tcp else (settings.MODELMGR_WORKER_PORT if port is None else port)
+        serve_host = serve_host or settings.MODELMGR_SERVE_HOST
+        serve_port = settings.MODELMGR_SERVE_PORT if serve_port is None else serve_port
+        self.servers = []
         try:
-            self.server, sockets = build_server(
-                self.app, host=host, port=port, socket_path=socket_path
+            where = f"{host}:{port}" if port is not None else socket_path
+            self.servers.append(
+                build_server(self.app, host=host, port=port, socket_path=socket_path)
             )
+            if not no_serve:
+                where = f"{serve_host}:{serve_port}"
+                self.servers.append(build_server(self.serving, host=serve_host, port=serve_port))
         except OSError as exc:
             # A taken port is an operator's problem to fix, not a crash: one line, no trace.
-            where = f"{host}:{port}" if port is not None else socket_path
             raise CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
@@ -69,27 +103,31 @@ class Command(BaseCommand):
         where = [f"http://{host}:{port}"] if port is not None else []
         where += [f"unix:{socket_path}"] if socket_path else []
         log.info(
-            "inference worker %s on %s (device %s: %s)",
+            "inference worker %s: control API on %s, serving %s (device %s: %s)",
             self.worker.worker_id,
             " and ".join(where),
+            "off" if no_serve else f"on http://{serve_host}:{serve_port}",
             self.worker.device.device,
             self.worker.device.name,
         )
-        self.serve(sockets)
+        self.serve()
         self.stop()
 
     def on_signal(self, signum, frame):  # noqa: ARG002
         if self.shutdown and signum == signal.SIGINT:
-            self.server.force_exit = True
+            for server, _ in self.servers:
+                server.force_exit = True
         self.shutdown = True
-        self.server.should_exit = True
+        for server, _ in self.servers:
+            server.should_exit = True
 
-    def serve(self, sockets) -> None:
+    def serve(self) -> None:
         """Serve until the shutdown flag: uvicorn then stops accepting and lets the
         responses in progress (streamed switches included) finish."""
-        self.server.run(sockets=sockets)
+        run_servers(self.servers)
 
     def stop(self) -> None:
         self.worker.stop()
+        self.serving.close()
         self.app.close()
         log.info("inference worker %s stopped", self.worker.worker_id)

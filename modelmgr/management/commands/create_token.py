@@ -1,4 +1,5 @@
-"""``manage.py create_token USERNAME --name NAME [--scopes read,write]``: prints the token once."""
+"""``manage.py create_token USERNAME --name NAME [--scopes read,write] [--slots a,b]``:
+prints the token once."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scopes", default="read", help="comma-separated: read, write (default: read)"
         )
+        parser.add_argument(
+            "--slots",
+            default="",
+            help="comma-separated slot names it may predict on (default: every slot)",
+        )
 
-    def handle(self, *args, username: str, name: str, scopes: str, **options):
+    def handle(self, *args, username: str, name: str, scopes: str, slots: str, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}")
@@ -28,12 +34,14 @@ class Command(BaseCommand):
                 user=user,
                 name=name,
                 scopes=scopes.split(","),
+                slots=slots.split(","),
                 actor_label="manage.py create_token",
             )
         except ModelmgrError as exc:
             raise CommandError(exc.detail) from exc
+        where = f"slot(s) {', '.join(token.slots)}" if token.slots else "every slot"
         self.stderr.write(
-            f"token {token.name!r} for {username} with scope(s) {', '.join(token.scopes)}; "
-            "it is shown only now:"
+            f"token {token.name!r} for {username} with scope(s) {', '.join(token.scopes)} "
+            f"on {where}; it is shown only now:"
         )
         self.stdout.write(raw)

@@ -1,7 +1,9 @@
 """Start the web server (daphne) and the inference worker side by side; Ctrl-C stops both.
 
-The worker is supervised (modelmgr.supervise): when it dies it is restarted with
-backoff, and the web keeps serving meanwhile; the web process dying stops everything.
+The worker listens twice: its private control API (web port + 1) and its public serving
+port for robots (web port + 2, or MODELMGR_SERVE_HOST/PORT). It is supervised
+(modelmgr.supervise): when it dies it is restarted with backoff, and the web keeps serving
+meanwhile; the web process dying stops everything.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from modelmgr.ports import Listener, first_taken, worker_listener, worker_url_for
+from modelmgr.ports import (
+    Listener,
+    first_taken,
+    serve_listener,
+    worker_listener,
+    worker_url_for,
+)
 from modelmgr.supervise import RestartPolicy, Supervised
 
 
@@ -30,7 +38,8 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, no_worker: bool, **options):
         worker_url = worker_url_for(port)
         worker = worker_listener(worker_url)
-        listeners = [Listener("web", host, port)] + ([] if no_worker else [worker])
+        serving = serve_listener(port)
+        listeners = [Listener("web", host, port)] + ([] if no_worker else [worker, serving])
         taken = first_taken(listeners)
         if taken:
             # One clear line and a distinct status, not an OSError traceback from a child.
@@ -59,6 +68,10 @@ class Command(BaseCommand):
                 worker.host,
                 "--port",
                 str(worker.port),
+                "--serve-host",
+                serving.host,
+                "--serve-port",
+                str(serving.port),
             ]
         web = subprocess.Popen(commands["web"], env=env)
         processes = {"web": web}
@@ -80,7 +93,13 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"modelmgr is starting: http://{host}:{port}/settings  (API docs: /api/v1/docs, "
-                f"admin: /admin/)" + ("" if no_worker else f"; worker at {worker_url}")
+                f"admin: /admin/)"
+                + (
+                    ""
+                    if no_worker
+                    else f"; robots: http://{serving.host}:{serving.port} (serving port: "
+                    f"/api/v1/slots/{{slot}}/predict, /v2); worker control at {worker_url}"
+                )
             )
         )
         stopping = False

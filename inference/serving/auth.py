@@ -1,0 +1,106 @@
+"""Bearer tokens on the serving port: the web API's tokens (hashed, ``read`` scope, maybe
+limited to some slots), looked up in the database and cached for MODELMGR_TOKEN_CACHE_S.
+
+A lookup runs in a thread of its own (the ORM never runs on the event loop); requests
+that arrive with the same uncached token while it runs wait for that one lookup. A
+revoked token or a deactivated user stops working within the cache time, unknown
+tokens included (a miss is cached too, so a bad token cannot make every request a query).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from inference.worker import db_pass
+from modelmgr.exceptions import Forbidden, ModelmgrError
+from modelmgr.models import ApiToken
+
+MAX_CACHED = 10_000
+CHALLENGE = (b"www-authenticate", b'Bearer realm="modelmgr"')
+
+
+class Unauthorized(ModelmgrError):
+    status = 401
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a valid token may do (a frozen copy: no ORM object on the event loop)."""
+
+    name: str
+    scopes: tuple[str, ...]
+    slots: tuple[str, ...]  # empty = every slot
+
+    def check_slot(self, slot: str) -> None:
+        refusal = ApiToken.slot_refusal_of(self.name, self.slots, slot)
+        if refusal:
+            raise Forbidden(refusal)
+
+
+def _lookup(raw: str) -> Grant | None:
+    from modelmgr.registry.tokens import token_for_use
+
+    with db_pass():
+        token = token_for_use(raw)
+        if token is None:
+            return None
+        return Grant(token.name, tuple(token.scopes), tuple(token.slots or ()))
+
+
+class TokenCache:
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Grant | None]] = {}
+        self._pending: dict[str, asyncio.Future] = {}
+        self._threads = ThreadPoolExecutor(2, thread_name_prefix="auth")
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)
+
+    async def grant(self, raw: str) -> Grant | None:
+        now = time.monotonic()
+        cached = self._cache.get(raw)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._pending.get(raw)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._pending[raw] = loop.run_in_executor(self._threads, _lookup, raw)
+            try:
+                found = await pending
+            finally:
+                del self._pending[raw]
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[raw] = (time.monotonic() + self.ttl_s, found)
+            return found
+        return await asyncio.shield(pending)
+
+    async def authorize(self, headers, *, slot: str | None = None) -> Grant:
+        """The grant of the request's bearer token with the ``read`` scope (and ``slot``).
+
+        Unauthorized (401) without a valid token, Forbidden (403) naming the missing scope
+        or slot."""
+        raw = bearer(headers)
+        if raw is None:
+            raise Unauthorized("send 'Authorization: Bearer <token>' (an API token)")
+        grant = await self.grant(raw)
+        if grant is None:
+            raise Unauthorized("invalid or revoked API token")
+        if "read" not in grant.scopes:
+            raise Forbidden(f"token {grant.name!r} lacks the 'read' scope needed for inference")
+        if slot is not None:
+            grant.check_slot(slot)
+        return grant
+
+
+def bearer(headers) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
