@@ -1,0 +1,150 @@
+"""Dynamic batching settings of a slot: check, change (audited), and what they read as.
+
+The worker stacks concurrent requests to a batching slot into one run along the first
+dimension (inference.batching), which is only right for a model whose every input and
+output has a dynamic first dimension: a fixed first dimension (say 1) cannot take a
+stack, and a model whose signature records no shape is not known to take one. So
+batching is refused for a slot whose active version's signature does not show it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from modelmgr.audit import audit_record
+from modelmgr.deploy.workers import worker_nudge
+from modelmgr.exceptions import NotFound, VersionConflict
+from modelmgr.models import Slot
+from modelmgr.registry.validation import InvalidInput
+
+MAX_BATCH_SIZE = 1024
+# A request never waits longer than this for others to join it: a second is already
+# far past what batching can win back.
+MAX_QUEUE_DELAY_US = 1_000_000
+MAX_PREFERRED = 16
+
+
+def batch_dim_problem(signature: dict | None) -> str:
+    """Why this signature cannot be batched along its first dimension, or ""."""
+    signature = signature or {}
+    items = [("input", i) for i in signature.get("inputs") or []] + [
+        ("output", o) for o in signature.get("outputs") or []
+    ]
+    if not signature.get("inputs") or not signature.get("outputs"):
+        return "its signature does not record its inputs and outputs"
+    for kind, item in items:
+        shape = item.get("shape")
+        name = item.get("name") or "?"
+        if not isinstance(shape, list) or not shape:
+            return f"{kind} {name!r} has no recorded shape"
+        first = shape[0]
+        if isinstance(first, int) and first >= 0:
+            return (
+                f"{kind} {name!r} has a fixed first dimension ({first}); batching needs a "
+                "dynamic batch dimension (a name or null) first in every input and output"
+            )
+    return ""
+
+
+def batching_snapshot(slot: Slot) -> dict[str, Any]:
+    return {
+        "max_batch_size": slot.max_batch_size,
+        "max_queue_delay_us": slot.max_queue_delay_us,
+        "preferred_batch_sizes": list(slot.preferred_batch_sizes or []),
+    }
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def clean_batching(
+    max_batch_size: Any, max_queue_delay_us: Any, preferred_batch_sizes: Any
+) -> dict[str, Any]:
+    size = _int_in("max_batch_size", max_batch_size, 0, MAX_BATCH_SIZE)
+    delay = _int_in("max_queue_delay_us", max_queue_delay_us, 0, MAX_QUEUE_DELAY_US)
+    # Off (0 or 1) forgets the preferred sizes: they only mean something under a maximum.
+    preferred = (preferred_batch_sizes or []) if size > 1 else []
+    if not isinstance(preferred, list) or len(preferred) > MAX_PREFERRED:
+        raise InvalidInput(
+            f"preferred_batch_sizes must be a list of at most {MAX_PREFERRED} sizes, "
+            f"got {preferred_batch_sizes!r}"
+        )
+    for value in preferred:
+        if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= size:
+            raise InvalidInput(
+                f"each preferred batch size must be an integer from 2 to max_batch_size "
+                f"({size}), got {value!r}"
+            )
+    return {
+        "max_batch_size": size,
+        "max_queue_delay_us": delay,
+        "preferred_batch_sizes": sorted(set(preferred)),
+    }
+
+
+def slot_batching_set(
+    *,
+    slot_name: str,
+    actor,
+    actor_label: str | None = None,
+    max_batch_size: Any = None,
+    max_queue_delay_us: Any = None,
+    preferred_batch_sizes: Any = None,
+) -> Slot:
+    """Change a slot's batching (None leaves a setting as it is); audited as
+    ``slot.batching``; the worker is nudged to apply it at once.
+
+    1. Ranges are checked (422 naming the setting).
+    2. Turning batching on (max_batch_size > 1) needs an active version whose
+       signature has a dynamic first dimension everywhere (409 naming why not).
+    """
+    from modelmgr.deploy.slots import _require, slot_get, slot_queryset
+
+    _require(actor, "change_slot", "change slots")
+    with transaction.atomic():
+        slot = slot_queryset().select_for_update(of=("self",)).filter(name=slot_name).first()
+        if slot is None:
+            raise NotFound(f"there is no slot named {slot_name!r}")
+        before = batching_snapshot(slot)
+        wanted = clean_batching(
+            before["max_batch_size"] if max_batch_size is None else max_batch_size,
+            before["max_queue_delay_us"] if max_queue_delay_us is None else max_queue_delay_us,
+            before["preferred_batch_sizes"]
+            if preferred_batch_sizes is None
+            else preferred_batch_sizes,
+        )
+        if wanted["max_batch_size"] > 1:
+            for version in (slot.active_version, slot.canary_version):
+                if version is None:
+                    continue
+                problem = batch_dim_problem(version.signature)
+                if problem:
+                    raise VersionConflict(
+                        f"slot {slot_name} cannot batch: it serves {version.ref}, and {problem}"
+                    )
+            if slot.active_version is None:
+                raise VersionConflict(
+                    f"slot {slot_name} cannot batch: it serves no version, and batching "
+                    "depends on the served model's signature (switch a version in first)"
+                )
+        if wanted == before:
+            return slot
+        for field, value in wanted.items():
+            setattr(slot, field, value)
+        slot.save(update_fields=[*wanted, "updated_at"])
+        audit_record(
+            actor=actor,
+            actor_label=actor_label,
+            action="slot.batching",
+            target_type="slot",
+            target=slot_name,
+            before=before,
+            after=wanted,
+        )
+        transaction.on_commit(worker_nudge)
+    return slot_get(name=slot_name)
