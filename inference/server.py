@@ -27,6 +27,7 @@ from inference.asgi import (
     send_json,
     version_id_of,
 )
+from inference.batching import Batcher
 from inference.codec import SAFETENSORS, decode_inputs, encode_json, encode_safetensors
 from inference.errors import InvalidInput
 from inference.pool import short_error
@@ -69,11 +70,13 @@ class WorkerApp:
             settings.MODELMGR_WORKER_INFER_THREADS, thread_name_prefix="infer"
         )
         self.inline_ms = settings.MODELMGR_WORKER_INLINE_MS
+        self.batcher = Batcher(lambda: worker.batching, self.infer_threads)
         self.routes = {
             ("GET", "/live"): self.live,
             ("GET", "/ready"): self.ready,
             ("GET", "/status"): self.status,
             ("GET", "/events"): self.events,
+            ("GET", "/batching"): self.batching,
             ("POST", "/switch"): self.switch,
             ("POST", "/load"): self.load,
             ("POST", "/unload"): self.unload,
@@ -143,6 +146,10 @@ class WorkerApp:
     async def status(self, scope, receive, send) -> None:
         await send_json(send, 200, self.worker.status())
 
+    async def batching(self, scope, receive, send) -> None:
+        """Per batching slot: batches run, requests in them, sizes, time queued."""
+        await send_json(send, 200, {"slots": self.batcher.stats()})
+
     async def events(self, scope, receive, send) -> None:
         """NDJSON: the worker's status now, then again each time it changes.
 
@@ -202,7 +209,10 @@ class WorkerApp:
                 )
             else:
                 inputs = decode_inputs(content_type, body, entry.signature)
-            if entry.inline:
+            batched = await self.batcher.run(slot, entry, inputs)
+            if batched is not None:
+                outputs, latency = batched
+            elif entry.inline:
                 started = time.perf_counter()
                 outputs = entry.model.infer(inputs)
                 latency = (time.perf_counter() - started) * 1000

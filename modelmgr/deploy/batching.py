@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from inference.signature import batch_dim_problem
 from modelmgr.audit import audit_record
 from modelmgr.deploy.workers import worker_nudge
 from modelmgr.exceptions import NotFound, VersionConflict
@@ -24,28 +25,6 @@ MAX_BATCH_SIZE = 1024
 # far past what batching can win back.
 MAX_QUEUE_DELAY_US = 1_000_000
 MAX_PREFERRED = 16
-
-
-def batch_dim_problem(signature: dict | None) -> str:
-    """Why this signature cannot be batched along its first dimension, or ""."""
-    signature = signature or {}
-    items = [("input", i) for i in signature.get("inputs") or []] + [
-        ("output", o) for o in signature.get("outputs") or []
-    ]
-    if not signature.get("inputs") or not signature.get("outputs"):
-        return "its signature does not record its inputs and outputs"
-    for kind, item in items:
-        shape = item.get("shape")
-        name = item.get("name") or "?"
-        if not isinstance(shape, list) or not shape:
-            return f"{kind} {name!r} has no recorded shape"
-        first = shape[0]
-        if isinstance(first, int) and first >= 0:
-            return (
-                f"{kind} {name!r} has a fixed first dimension ({first}); batching needs a "
-                "dynamic batch dimension (a name or null) first in every input and output"
-            )
-    return ""
 
 
 def batching_snapshot(slot: Slot) -> dict[str, Any]:
