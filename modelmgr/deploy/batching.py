@@ -66,6 +66,44 @@ def clean_batching(
     }
 
 
+def batching_checked(
+    slot: Slot,
+    *,
+    max_batch_size: Any = None,
+    max_queue_delay_us: Any = None,
+    preferred_batch_sizes: Any = None,
+) -> dict[str, Any]:
+    """The slot's batching with these changes (None leaves a setting as it is), checked.
+
+    1. Ranges (422 naming the setting).
+    2. Turning batching on (max_batch_size > 1) needs an active version whose signature
+       has a dynamic first dimension in every input and output (409 naming why not).
+    """
+    current = batching_snapshot(slot)
+    wanted = clean_batching(
+        current["max_batch_size"] if max_batch_size is None else max_batch_size,
+        current["max_queue_delay_us"] if max_queue_delay_us is None else max_queue_delay_us,
+        current["preferred_batch_sizes"]
+        if preferred_batch_sizes is None
+        else preferred_batch_sizes,
+    )
+    if wanted["max_batch_size"] > 1:
+        for version in (slot.active_version, slot.canary_version):
+            if version is None:
+                continue
+            problem = batch_dim_problem(version.signature)
+            if problem:
+                raise VersionConflict(
+                    f"slot {slot.name} cannot batch: it serves {version.ref}, and {problem}"
+                )
+        if slot.active_version is None:
+            raise VersionConflict(
+                f"slot {slot.name} cannot batch: it serves no version, and batching "
+                "depends on the served model's signature (switch a version in first)"
+            )
+    return wanted
+
+
 def slot_batching_set(
     *,
     slot_name: str,
@@ -75,13 +113,9 @@ def slot_batching_set(
     max_queue_delay_us: Any = None,
     preferred_batch_sizes: Any = None,
 ) -> Slot:
-    """Change a slot's batching (None leaves a setting as it is); audited as
-    ``slot.batching``; the worker is nudged to apply it at once.
-
-    1. Ranges are checked (422 naming the setting).
-    2. Turning batching on (max_batch_size > 1) needs an active version whose
-       signature has a dynamic first dimension everywhere (409 naming why not).
-    """
+    """Change a slot's batching (checked by ``batching_checked``); audited as
+    ``slot.batching``; the worker is nudged after the commit to apply it at once (and
+    reads it on its periodic reconcile anyway)."""
     from modelmgr.deploy.slots import _require, slot_get, slot_queryset
 
     _require(actor, "change_slot", "change slots")
@@ -90,27 +124,12 @@ def slot_batching_set(
         if slot is None:
             raise NotFound(f"there is no slot named {slot_name!r}")
         before = batching_snapshot(slot)
-        wanted = clean_batching(
-            before["max_batch_size"] if max_batch_size is None else max_batch_size,
-            before["max_queue_delay_us"] if max_queue_delay_us is None else max_queue_delay_us,
-            before["preferred_batch_sizes"]
-            if preferred_batch_sizes is None
-            else preferred_batch_sizes,
+        wanted = batching_checked(
+            slot,
+            max_batch_size=max_batch_size,
+            max_queue_delay_us=max_queue_delay_us,
+            preferred_batch_sizes=preferred_batch_sizes,
         )
-        if wanted["max_batch_size"] > 1:
-            for version in (slot.active_version, slot.canary_version):
-                if version is None:
-                    continue
-                problem = batch_dim_problem(version.signature)
-                if problem:
-                    raise VersionConflict(
-                        f"slot {slot_name} cannot batch: it serves {version.ref}, and {problem}"
-                    )
-            if slot.active_version is None:
-                raise VersionConflict(
-                    f"slot {slot_name} cannot batch: it serves no version, and batching "
-                    "depends on the served model's signature (switch a version in first)"
-                )
         if wanted == before:
             return slot
         for field, value in wanted.items():
