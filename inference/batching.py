@@ -10,7 +10,9 @@ a queue on the event loop instead of running alone; a batch closes when
    longer than that for others.
 
 The inputs are concatenated along dim 0 into one ``model.infer`` in the infer thread
-pool, and each output is split back by each request's rows.
+pool, and each output is split back by each request's rows. When that run fails (a
+value in one request the model cannot take), each request runs again alone, so only
+the culprit fails.
 
 What may share a batch: requests already decoded and checked against the signature
 (a bad one fails alone before it joins), on the same loaded entry (each request holds
@@ -22,6 +24,7 @@ than ``max_batch_size``, or whose inputs disagree on dim 0, runs alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +33,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from inference.signature import batch_dim_problem
+
+log = logging.getLogger("inference")
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -172,27 +177,32 @@ class Batcher:
 
     async def _execute(self, items: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            if len(items) == 1:
-                outputs, latency = await loop.run_in_executor(
-                    self.executor, _timed_infer, items[0].entry.model, items[0].inputs
-                )
-                parts = [outputs]
-            else:
+        if len(items) > 1:
+            try:
                 outputs, latency = await loop.run_in_executor(
                     self.executor, _stacked_infer, items[0].entry.model, items
                 )
                 parts = _split(outputs, [item.rows for item in items])
-        except BaseException as exc:  # every request of the batch hears why
-            for item in items:
+            except Exception:
+                # Something in one request's values (an index out of range, say) fails
+                # the whole run: run each alone, so only that request fails.
+                log.info("a batch of %d failed; running its requests one by one", len(items))
+            else:
+                for item, part in zip(items, parts, strict=True):
+                    if not item.future.done():
+                        item.future.set_result((part, latency))
+                return
+        for item in items:
+            try:
+                result = await loop.run_in_executor(
+                    self.executor, _timed_infer, item.entry.model, item.inputs
+                )
+            except Exception as exc:
                 if not item.future.done():
                     item.future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for item, part in zip(items, parts, strict=True):
-            if not item.future.done():
-                item.future.set_result((part, latency))
+            else:
+                if not item.future.done():
+                    item.future.set_result(result)
 
 
 def _timed_infer(model, inputs):

@@ -14,7 +14,8 @@ import pytest
 
 from modelmgr.deploy.batching import slot_batching_set
 from modelmgr.models import Slot
-from tests.inference.support import eventually, make_slot, onnx_version
+from tests.inference.support import eventually, make_slot, onnx_version, registered
+from tests.registry.factories import make_version
 from tests.workerproc import start_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -207,3 +208,57 @@ def test_switch_during_batched_load_fails_nothing_and_each_batch_runs_on_one_ver
         assert {"clf@1", "clf@2"} <= set(seen)
         stats = client.get("/batching").json()["slots"]["det"]
         assert max(int(size) for size in stats["sizes"]) > 1, stats
+
+
+def lookup_model() -> bytes:
+    """A real ONNX graph that fails on some values: ``table[idx]`` with a 5-row table,
+    so an index of 7 passes every shape and dtype check and fails in onnxruntime."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.arange(10, dtype=np.float32).reshape(5, 2)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["y"], axis=0)],
+        "lookup",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["batch", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1, 2])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_value_the_model_cannot_take_fails_its_own_request_not_the_batch(owner):
+    version = make_version(
+        registered(owner, "lookup"),
+        "1",
+        files={"model.onnx": lookup_model()},
+        framework="onnx",
+        signature={
+            "inputs": [{"name": "idx", "shape": ["batch", 1], "dtype": "int64"}],
+            "outputs": [{"name": "y", "shape": ["batch", 1, 2], "dtype": "float32"}],
+        },
+    )
+    make_slot("lookup", version, max_batch_size=8, max_queue_delay_us=DELAY_US)
+    with start_worker(env=QUIET) as worker:
+        worker.wait_ready()
+        indexes = [0, 1, 7, 2, 4]
+        clients = [worker.client() for _ in indexes]
+        try:
+            answers = concurrently(
+                [
+                    lambda c=c, i=i: c.post("/infer/lookup", json={"inputs": {"idx": [[i]]}})
+                    for c, i in zip(clients, indexes, strict=True)
+                ]
+            )
+        finally:
+            for c in clients:
+                c.close()
+        assert [a.status_code for a in answers] == [200, 200, 500, 200, 200]
+        assert "inference on slot lookup (lookup@1) failed" in answers[2].json()["detail"]
+        for answer, i in zip(answers, indexes, strict=True):
+            if i != 7:
+                assert answer.json()["outputs"]["y"] == [[[2.0 * i, 2.0 * i + 1]]]
+        with worker.client() as client:
+            stats = client.get("/batching").json()["slots"]["lookup"]
+        assert stats["batches"] < len(indexes), stats
