@@ -134,7 +134,9 @@ def slot_batching_set(
             return slot
         for field, value in wanted.items():
             setattr(slot, field, value)
-        slot.save(update_fields=[*wanted, "updated_at"])
+        # Not updated_at: the page shows it as when the slot's serving last changed,
+        # which batching does not change.
+        slot.save(update_fields=list(wanted))
         audit_record(
             actor=actor,
             actor_label=actor_label,
