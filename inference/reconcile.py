@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from inference.batching import BatchConfig
 from inference.pins import pins_run
 from inference.switch import switch_apply
-from inference.versions import desired_state
+from inference.versions import desired_batching, desired_state
 
 if TYPE_CHECKING:
     from inference.worker import Worker
@@ -91,6 +92,11 @@ def reconcile_run(
     requested = time.monotonic()  # before waiting for the lock: switches queued ahead count
     with worker.control_lock:
         desired = desired_state()
+        # Batching settings are desired state too; the mapping is replaced whole, which
+        # the event loop reads without a lock (inference.batching).
+        worker.batching = {
+            slot: BatchConfig(*config) for slot, config in desired_batching().items()
+        }
         now = time.monotonic()
         overrule = (
             {slot for slot, at in worker.switch_arrived.items() if at < requested}

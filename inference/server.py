@@ -74,6 +74,7 @@ class WorkerApp:
             ("GET", "/readyz"): self.ready,
             ("GET", "/status"): self.status,
             ("GET", "/events"): self.events,
+            ("GET", "/batching"): self.batching,
             ("POST", "/switch"): self.switch,
             ("POST", "/load"): self.load,
             ("POST", "/unload"): self.unload,
@@ -142,6 +143,10 @@ class WorkerApp:
 
     async def status(self, scope, receive, send) -> None:
         await send_json(send, 200, self.worker.status())
+
+    async def batching(self, scope, receive, send) -> None:
+        """Per batching slot: batches run, requests in them, sizes, time queued."""
+        await send_json(send, 200, {"slots": self.runner.batcher.stats()})
 
     async def events(self, scope, receive, send) -> None:
         """NDJSON: the worker's status now, then again each time it changes.

@@ -189,3 +189,25 @@ def contract_mismatches(signature: dict, contract: dict | None) -> list[str]:
                     f"the contract wants {render_shape(want_shape)}"
                 )
     return problems
+
+
+def batch_dim_problem(signature: dict | None) -> str:
+    """Why this signature cannot be batched along its first dimension, or ""."""
+    signature = signature or {}
+    items = [("input", i) for i in signature.get("inputs") or []] + [
+        ("output", o) for o in signature.get("outputs") or []
+    ]
+    if not signature.get("inputs") or not signature.get("outputs"):
+        return "its signature does not record its inputs and outputs"
+    for kind, item in items:
+        shape = item.get("shape")
+        name = item.get("name") or "?"
+        if not isinstance(shape, list) or not shape:
+            return f"{kind} {name!r} has no recorded shape"
+        first = shape[0]
+        if isinstance(first, int) and first >= 0:
+            return (
+                f"{kind} {name!r} has a fixed first dimension ({first}); batching needs a "
+                "dynamic batch dimension (a name or null) first in every input and output"
+            )
+    return ""

@@ -106,3 +106,14 @@ def desired_pins() -> dict[int, str]:
         .values_list("pk", "model__name", "version")
     )
     return {pk: f"{name}@{version}" for pk, name, version in rows}
+
+
+def desired_batching() -> dict[str, tuple[int, int, tuple[int, ...]]]:
+    """Batching slots: name -> (max_batch_size, max_queue_delay_us, preferred sizes)."""
+    rows = Slot.objects.filter(max_batch_size__gt=1).values_list(
+        "name", "max_batch_size", "max_queue_delay_us", "preferred_batch_sizes"
+    )
+    return {
+        name: (size, delay, tuple(int(p) for p in preferred or []))
+        for name, size, delay, preferred in rows
+    }

@@ -74,6 +74,8 @@ class Worker:
         self.failures: dict[str, tuple[int | None, float]] = {}
         self.pin_errors: dict[int, str] = {}  # pinned version id -> why it is not loaded
         self.pin_failures: dict[int, float] = {}  # pinned version id -> when its load failed
+        # slot -> BatchConfig, from the database on each reconcile pass (inference.batching)
+        self.batching: dict = {}
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = time.time()
         self._results: OrderedDict[str, dict] = OrderedDict()
@@ -262,6 +264,7 @@ class Worker:
             "models": [
                 self.describe(e) for e in sorted(self.pool.entries(), key=lambda e: e.version_id)
             ],
+            "batching": {slot: config._asdict() for slot, config in sorted(self.batching.items())},
             "errors": dict(self.errors),
             "pin_errors": {str(vid): why for vid, why in sorted(self.pin_errors.items())},
             "control": {"busy": self.control_lock.locked(), "waiting_switches": self.waiting},

@@ -228,6 +228,11 @@ class Slot(models.Model):
         related_name="canary_in_slots",
     )
     canary_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+    # Dynamic batching on the worker (inference.batching); 0 = off. Only for versions
+    # whose signature has a dynamic first dimension (modelmgr.deploy.batching).
+    max_batch_size = models.PositiveIntegerField(default=0)
+    max_queue_delay_us = models.PositiveIntegerField(default=1000)
+    preferred_batch_sizes = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

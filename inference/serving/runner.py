@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inference.batching import Batcher
 from inference.metrics import request_record, slot_label
 from inference.pool import PoolEntry, short_error
 from inference.worker import Worker
@@ -37,6 +38,8 @@ class InferRunner:
         self.worker = worker
         self.threads = ThreadPoolExecutor(threads, thread_name_prefix="infer")
         self.inline_ms = inline_ms
+        # Dynamic batching per slot, as the database says (worker.batching); None: alone.
+        self.batcher = Batcher(lambda: worker.batching, self.threads)
 
     def close(self) -> None:
         self.threads.shutdown(wait=True)
@@ -64,7 +67,10 @@ class InferRunner:
                 inputs = await loop.run_in_executor(self.threads, decode, entry.signature)
             else:
                 inputs = decode(entry.signature)
-            if entry.inline:
+            batched = await self.batcher.run(slot, entry, inputs)
+            if batched is not None:
+                outputs, latency = batched
+            elif entry.inline:
                 started = time.perf_counter()
                 outputs = entry.model.infer(inputs)
                 latency = (time.perf_counter() - started) * 1000

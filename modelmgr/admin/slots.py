@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 
 from modelmgr.admin.base import _apply_each, _label
+from modelmgr.deploy.batching import batching_checked
 from modelmgr.deploy.contract import clean_contract, version_fits_slot
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import Slot
@@ -16,7 +17,26 @@ class SlotAdminForm(forms.ModelForm):
 
     class Meta:
         model = Slot
-        fields = ["name", "task", "description", "contract"]
+        fields = [
+            "name",
+            "task",
+            "description",
+            "contract",
+            "max_batch_size",
+            "max_queue_delay_us",
+            "preferred_batch_sizes",
+        ]
+        help_texts = {
+            "max_batch_size": "dynamic batching: the most requests' rows run together "
+            "(0 = off); only for a model with a dynamic first dimension",
+            "max_queue_delay_us": "the longest a request waits for others to join its batch",
+            "preferred_batch_sizes": "a JSON list of sizes run as soon as reached, e.g. [4, 8]",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes"):
+            self.fields[name].required = False  # left out: stays as it is
 
     def clean(self):
         data = super().clean()
@@ -24,6 +44,16 @@ class SlotAdminForm(forms.ModelForm):
             data["contract"] = clean_contract(data.get("contract"))
         except ModelmgrError as exc:
             raise forms.ValidationError({"contract": str(exc)}) from None
+        try:
+            batching = batching_checked(
+                self.instance,
+                max_batch_size=data.get("max_batch_size"),
+                max_queue_delay_us=data.get("max_queue_delay_us"),
+                preferred_batch_sizes=data.get("preferred_batch_sizes"),
+            )
+        except ModelmgrError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        data.update(batching)
         if self.instance.pk:
             candidate = Slot(
                 name=self.instance.name, task=data.get("task"), contract=data["contract"]
@@ -53,6 +83,7 @@ class SlotAdmin(admin.ModelAdmin):
         "task",
         "active_version",
         "previous_version",
+        "max_batch_size",
         "updated_at",
     ]
     list_filter = ["task"]
@@ -66,6 +97,7 @@ class SlotAdmin(admin.ModelAdmin):
         return [*self.serving_fields, "name"] if obj is not None else self.serving_fields
 
     def save_model(self, request, obj, form, change):
+        from modelmgr.deploy.batching import slot_batching_set
         from modelmgr.deploy.slots import slot_create, slot_update
 
         fields = {"task": obj.task, "description": obj.description, "contract": obj.contract}
@@ -78,6 +110,14 @@ class SlotAdmin(admin.ModelAdmin):
                 name=obj.name, actor=request.user, actor_label=_label(request), **fields
             )
             obj.pk = created.pk
+        slot_batching_set(
+            slot_name=obj.name,
+            actor=request.user,
+            actor_label=_label(request),
+            max_batch_size=obj.max_batch_size,
+            max_queue_delay_us=obj.max_queue_delay_us,
+            preferred_batch_sizes=obj.preferred_batch_sizes,
+        )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         serving = obj is not None and (obj.active_version_id or obj.canary_version_id)

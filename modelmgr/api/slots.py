@@ -13,6 +13,7 @@ from pydantic import Field
 from modelmgr.api.auth import request_actor_label
 from modelmgr.api.switch import SwitchError, SwitchOut
 from modelmgr.deploy import slots as slot_services
+from modelmgr.deploy.batching import MAX_BATCH_SIZE, MAX_QUEUE_DELAY_US, slot_batching_set
 from modelmgr.deploy.errors import SlotErrors
 from modelmgr.deploy.rollback import slot_rollback
 from modelmgr.models import Task
@@ -32,6 +33,26 @@ class VersionRefOut(Schema):
     status: str
 
 
+class BatchingOut(Schema):
+    max_batch_size: int
+    max_queue_delay_us: int
+    preferred_batch_sizes: list[int]
+
+
+class BatchingIn(Schema):
+    max_batch_size: Any = Field(
+        None, description=f"0 or 1 = off, up to {MAX_BATCH_SIZE}", examples=[16]
+    )
+    max_queue_delay_us: Any = Field(
+        None,
+        description=f"longest a request waits for others to join it, 0-{MAX_QUEUE_DELAY_US}",
+        examples=[2000],
+    )
+    preferred_batch_sizes: Any = Field(
+        None, description="sizes run as soon as they are reached (2..max_batch_size)"
+    )
+
+
 class SlotOut(Schema):
     name: str
     task: str
@@ -41,6 +62,7 @@ class SlotOut(Schema):
     previous: VersionRefOut | None
     canary: VersionRefOut | None
     canary_share: float
+    batching: BatchingOut
     updated_at: datetime
 
 
@@ -93,6 +115,23 @@ def update_slot(request: HttpRequest, slot: str, payload: SlotPatch):
         task=changes.get("task"),
         description=changes.get("description"),
         contract=changes.get("contract"),
+    )
+    return slot_services.slot_payload(updated)
+
+
+@router.put("/slots/{slot}/batching", response=SlotOut, summary="Set dynamic batching")
+def set_batching(request: HttpRequest, slot: str, payload: BatchingIn):
+    """Settings left out stay as they are. Refused with 409 naming the reason when the
+    slot's model has no dynamic first (batch) dimension in every input and output, 422
+    for a value out of range. The worker applies it without a restart."""
+    changes = payload.dict(exclude_unset=True)
+    updated = slot_batching_set(
+        slot_name=slot,
+        actor=request.user,
+        actor_label=request_actor_label(request),
+        max_batch_size=changes.get("max_batch_size"),
+        max_queue_delay_us=changes.get("max_queue_delay_us"),
+        preferred_batch_sizes=changes.get("preferred_batch_sizes"),
     )
     return slot_services.slot_payload(updated)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from modelmgr.deploy.batching import slot_batching_set
 from modelmgr.deploy.rollback import slot_rollback
 from modelmgr.deploy.slots import slot_create, slot_delete, slot_update
 from modelmgr.deploy.switch import SwitchResult, slots_switch
 
 __all__ = [
     "SwitchResult",
+    "slot_batching_set",
     "slot_create",
     "slot_delete",
     "slot_rollback",

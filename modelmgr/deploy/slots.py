@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from modelmgr.audit import audit_record
+from modelmgr.deploy.batching import batching_snapshot
 from modelmgr.deploy.contract import clean_contract, version_fits_slot
 from modelmgr.deploy.plan import as_actor
 from modelmgr.exceptions import Forbidden, InUse, NotFound, VersionConflict
@@ -77,6 +78,7 @@ def slot_payload(slot: Slot) -> dict[str, Any]:
         "previous": version_summary(slot.previous_version),
         "canary": version_summary(slot.canary_version),
         "canary_share": slot.canary_share,
+        "batching": batching_snapshot(slot),
         "updated_at": slot.updated_at,
     }
 

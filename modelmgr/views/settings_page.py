@@ -53,12 +53,14 @@ def settings_run(request: HtmxHttpRequest, run_id: str):
     return render_page(request, "settings.html", context, partial="run-finished")
 
 
-def _respond(request: HtmxHttpRequest, *, run=None, error: str = ""):
+def _respond(request: HtmxHttpRequest, *, run=None, error: str = "", ok: str = ""):
     if not request.htmx:
         if error:
             messages.error(request, error)
+        if ok:
+            messages.success(request, ok)
         return redirect("settings")
-    context = {"run": run, "form_error": error, "poll": True}
+    context = {"run": run, "form_error": error, "form_ok": ok, "poll": True}
     return render_page(request, "settings.html", context, partial="apply-answer")
 
 
@@ -154,3 +156,44 @@ def settings_rollback(request: HtmxHttpRequest, slot_name: str):
 
 def _qualified_ref(version) -> str:
     return f"{version.model.owner.get_username()}/{version.ref}"
+
+
+def _form_int(value: str | None):
+    """An integer field of the form; what is not one goes to the service as it is,
+    which refuses it naming the setting."""
+    value = (value or "").strip()
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+@login_required
+@require_POST
+def settings_batching(request: HtmxHttpRequest, slot_name: str):
+    """Set the slot's dynamic batching from its card (modelmgr.deploy.batching)."""
+    from modelmgr.deploy.batching import slot_batching_set
+    from modelmgr.exceptions import ModelmgrError
+
+    post = request.POST
+    preferred_text = post.get(f"batch-preferred-{slot_name}", "")
+    preferred = [_form_int(p) for p in preferred_text.replace(",", " ").split()]
+    try:
+        slot = slot_batching_set(
+            slot_name=slot_name,
+            actor=request.user,
+            actor_label=_actor_label(request),
+            max_batch_size=_form_int(post.get(f"batch-size-{slot_name}")),
+            max_queue_delay_us=_form_int(post.get(f"batch-delay-{slot_name}")),
+            preferred_batch_sizes=preferred,
+        )
+    except ModelmgrError as exc:
+        return _respond(request, error=exc.detail)
+    if slot.max_batch_size > 1:
+        said = (
+            f"Batching on {slot_name}: up to {slot.max_batch_size}, waiting at most "
+            f"{slot.max_queue_delay_us} µs"
+        )
+    else:
+        said = f"Batching off on {slot_name}"
+    return _respond(request, ok=said)

@@ -17,6 +17,7 @@ class SlotCard:
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
     active_value: str = ""
     previous_value: str = ""
+    can_change: bool = False  # may set the slot's batching (modelmgr.deploy.batching)
 
 
 def qualified_ref(version: ModelVersion) -> str:
@@ -43,9 +44,15 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
         .select_related("model__owner")
         .order_by("model__name", "-created_at", "-id")[:MAX_CANDIDATES]
     )
+    can_change = bool(user.is_staff or user.is_superuser or user.has_perm("modelmgr.change_slot"))
     cards = []
     for slot in slots:
-        card = SlotCard(slot=slot, active=slot.active_version, previous=slot.previous_version)
+        card = SlotCard(
+            slot=slot,
+            active=slot.active_version,
+            previous=slot.previous_version,
+            can_change=can_change,
+        )
         if slot.active_version is not None:
             card.active_value = qualified_ref(slot.active_version)
         if slot.previous_version is not None:

@@ -20,6 +20,11 @@ urlpatterns = [
         settings_page.settings_rollback,
         name="settings-rollback",
     ),
+    path(
+        "settings/<slug:slot_name>/batching",
+        settings_page.settings_batching,
+        name="settings-batching",
+    ),
     path("models", models.model_list_page, name="models"),
     path("models/upload", upload.upload_page, name="upload"),
     path("models/<slug:name>", model_detail.model_detail_page, name="model-detail"),

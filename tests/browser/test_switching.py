@@ -121,3 +121,32 @@ def test_a_switch_made_through_the_api_shows_on_an_open_settings_page(deployed, 
     page.wait_for_selector(".run .log li:has-text('switch succeeded')")
     assert page.is_visible("#switch-runs .run")
     page.wait_for_selector("#slot-classifier .active-ref:text('clf@2')")
+
+
+def test_batching_set_on_the_card_reaches_the_worker_without_a_restart(
+    deployed, staff, stack, page
+):
+    stack.sync()
+    log_in(page, "stella", "pw-stella")
+    page.click("#batching-classifier summary")
+    page.fill("#batch-size-classifier", "8")
+    page.fill("#batch-delay-classifier", "3000")
+    page.fill("#batch-preferred-classifier", "4")
+    page.click("#batching-save-classifier")
+    page.wait_for_selector("#switch-status .msg.ok:has-text('Batching on classifier: up to 8')")
+    with stack.worker.client() as worker:
+        applied = None
+        for _ in range(200):  # the web nudges the worker after the commit
+            applied = worker.get("/status").json()["batching"].get("classifier")
+            if applied:
+                break
+            page.wait_for_timeout(50)
+    assert applied == {
+        "max_batch_size": 8,
+        "max_queue_delay_us": 3000,
+        "preferred_batch_sizes": [4],
+    }
+    page.fill("#batch-preferred-classifier", "16")
+    page.click("#batching-save-classifier")
+    page.wait_for_selector("#switch-status .msg.err:has-text('each preferred batch size must')")
+    assert Slot.objects.get(name="classifier").max_batch_size == 8

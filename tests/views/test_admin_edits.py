@@ -184,3 +184,41 @@ def test_the_slot_list_and_form_show_nothing_of_canaries_which_do_not_exist_yet(
     assert "anary" not in listing
     change = staff_client.get(f"/admin/modelmgr/slot/{slot.pk}/change/").content.decode()
     assert "anary" not in change
+
+
+def test_batching_is_set_on_the_slot_form_checked_and_audited(staff_client, v1):
+    slot = serving_slot("classifier", v1)
+    url = f"/admin/modelmgr/slot/{slot.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data.update(max_batch_size="8", max_queue_delay_us="2000", preferred_batch_sizes="[4]")
+    assert staff_client.post(url, data).status_code == 302
+    slot.refresh_from_db()
+    assert (slot.max_batch_size, slot.max_queue_delay_us, slot.preferred_batch_sizes) == (
+        8,
+        2000,
+        [4],
+    )
+    assert AuditEvent.objects.get(action="slot.batching").after["max_batch_size"] == 8
+    data.update(max_batch_size="8", preferred_batch_sizes="[16]")
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "each preferred batch size must be an integer from 2 to max_batch_size" in (
+        response.content.decode()
+    )
+
+
+def test_batching_a_slot_without_a_dynamic_batch_dimension_is_refused_on_the_form(staff_client, v1):
+    v1.signature = {
+        "inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32"}],
+        "outputs": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
+    }
+    v1.save(update_fields=["signature"])
+    slot = serving_slot("classifier", v1)
+    url = f"/admin/modelmgr/slot/{slot.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["max_batch_size"] = "8"
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "input &#x27;x&#x27; has a fixed first dimension (1)" in response.content.decode()
+    slot.refresh_from_db()
+    assert slot.max_batch_size == 0

@@ -200,3 +200,36 @@ def test_roll_back_to_a_version_no_longer_previous_is_refused(
     assert Slot.objects.get(name="classifier").active_version == v3
     assert v1.pk != Slot.objects.get(name="classifier").previous_version_id
     assert AuditEvent.objects.get(target_type="slot").outcome == "refused"
+
+
+@pytest.mark.django_db
+def test_batching_is_set_from_the_slot_card(staff_client, staff, model_files, tmp_path):
+    version = ingested(staff, model_files, tmp_path, version="1")
+    serving_slot("classifier", version)
+    html = staff_client.get("/settings").content.decode()
+    assert 'id="batching-classifier"' in html and "Dynamic batching: off" in html
+    form = {
+        "batch-size-classifier": "16",
+        "batch-delay-classifier": "2000",
+        "batch-preferred-classifier": "8, 4",
+    }
+    html = staff_client.post("/settings/classifier/batching", form, **HTMX).content.decode()
+    assert "Batching on classifier: up to 16, waiting at most 2000 µs" in html
+    slot = Slot.objects.get(name="classifier")
+    assert (slot.max_batch_size, slot.preferred_batch_sizes) == (16, [4, 8])
+    assert AuditEvent.objects.filter(action="slot.batching", target="classifier").exists()
+    assert "Dynamic batching: up to 16" in staff_client.get("/settings").content.decode()
+    form["batch-size-classifier"] = "many"
+    html = staff_client.post("/settings/classifier/batching", form, **HTMX).content.decode()
+    assert "max_batch_size must be an integer from 0 to 1024, got &#x27;many&#x27;" in html
+
+
+@pytest.mark.django_db
+def test_users_who_may_not_change_slots_see_no_batching_form(owner_client, two_versions):
+    serving_slot("classifier", two_versions[0])
+    assert 'id="batching-classifier"' not in owner_client.get("/settings").content.decode()
+    response = owner_client.post(
+        "/settings/classifier/batching", {"batch-size-classifier": "8"}, **HTMX
+    )
+    assert "only staff" in response.content.decode()
+    assert Slot.objects.get(name="classifier").max_batch_size == 0
