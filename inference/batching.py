@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from inference.metrics import batch_record
 from inference.signature import batch_dim_problem
 
 log = logging.getLogger("inference")
@@ -169,6 +170,7 @@ class Batcher:
         stats.requests += len(group.items)
         stats.rows += group.rows
         stats.sizes[len(group.items)] += 1
+        batch_record(slot, len(group.items), [now - item.arrived for item in group.items])
         for item in group.items:
             waited = (now - item.arrived) * 1000
             stats.total_queue_ms += waited

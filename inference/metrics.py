@@ -105,6 +105,28 @@ SWAP_DURATION = Histogram(
     buckets=SWAP_BUCKETS_S,
     registry=REGISTRY,
 )
+BATCH_SIZE = Histogram(
+    "modelmgr_worker_batch_size",
+    "Requests stacked into one model run by dynamic batching, per slot.",
+    ["slot"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    registry=REGISTRY,
+)
+BATCH_QUEUE = Histogram(
+    "modelmgr_worker_batch_queue_seconds",
+    "Time a request waited in a dynamic batching queue before its batch ran, per slot.",
+    ["slot"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+    registry=REGISTRY,
+)
+
+
+def batch_record(slot: str, size: int, waits_s: list[float]) -> None:
+    """One batch dispatched: its size, and how long each of its requests queued."""
+    BATCH_SIZE.labels(slot).observe(size)
+    queue = BATCH_QUEUE.labels(slot)
+    for waited in waits_s:
+        queue.observe(waited)
 
 
 def outcome_of(status: int) -> str:

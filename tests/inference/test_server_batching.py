@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelmgr.deploy.batching import slot_batching_set
 from modelmgr.models import Slot
@@ -89,6 +90,21 @@ def test_concurrent_batched_outputs_equal_lone_runs(served):
         # No request waited past the delay (plus the event loop's timer slack).
         assert stats["max_queue_ms"] <= DELAY_US / 1000 + SLACK_MS, stats
         assert "plain" not in client.get("/batching").json()["slots"]
+        # The same figures reach Prometheus: batch sizes and queue times per slot.
+        families = {
+            family.name: family
+            for family in text_string_to_metric_families(client.get("/metrics").text)
+        }
+        counts = {
+            sample.name: sample.value
+            for name in ("modelmgr_worker_batch_size", "modelmgr_worker_batch_queue_seconds")
+            for sample in families[name].samples
+            if sample.name.endswith("_count") and sample.labels == {"slot": "batched"}
+        }
+        assert counts == {
+            "modelmgr_worker_batch_size_count": stats["batches"],
+            "modelmgr_worker_batch_queue_seconds_count": stats["requests"],
+        }
 
 
 def test_a_bad_request_among_good_ones_fails_alone(served):
