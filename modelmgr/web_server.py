@@ -38,7 +38,7 @@ import re
 from functools import partial
 
 # Before daphne.server is imported: it creates the event loop that twisted's reactor runs
-# on, and uvloop's loop costs the predict fast path ~20% less CPU than asyncio's own
+# on, and uvloop's loop cost the predict path ~20% less CPU than asyncio's own
 # (benchmarks/RESULTS.md). The loop is an implementation detail: asyncio's API is unchanged.
 try:
     import uvloop
