@@ -118,10 +118,12 @@
   function defineLiveExtension() {
     window.htmx.defineExtension("modelmgr-live", {
       transformResponse: function (text, xhr) {
-        if (xhr) return text; // ordinary responses are the page's own: left alone
         var template = document.createElement("template");
         template.innerHTML = text;
         Array.from(template.content.children).forEach(function (el) {
+          /* an ordinary response's own content is the page's business; of its out-of-band
+             parts only a new row (a switch run's box, data-prepend-to) may need a home */
+          if (xhr && !(el.hasAttribute("hx-swap-oob") && el.dataset.prependTo)) return;
           var selector = oobSelector(el);
           var present = false;
           try { present = !!(selector && document.querySelector(selector)); } catch (e) { present = false; }
