@@ -32,6 +32,7 @@ from modelmgr.models import (
     VersionStatus,
     version_validator,
 )
+from modelmgr.registry.catalog import with_catalog_defaults
 from modelmgr.registry.gc import blobs_collect
 from modelmgr.storage import content_store, store_lock, version_content_hash
 
@@ -118,6 +119,7 @@ def _version_create(
     llm = inspection.get("llm")
     if llm and not cleaned_fields.get("quantization"):
         cleaned_fields["quantization"] = quantization_label(llm["quantization"])
+    cleaned_fields = with_catalog_defaults(cleaned_fields, inspection)
     content_hash = version_content_hash((f.path, f.staged.sha256) for f in files)
     store = content_store()
     created_blobs: list[str] = []

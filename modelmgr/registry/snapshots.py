@@ -18,6 +18,11 @@ VERSION_EDITABLE_FIELDS = (
     "quantization",
     "production_ready",
     "metadata",
+    "family",
+    "parameter_size",
+    "parameter_count",
+    "purpose",
+    "recommended_use",
 )
 
 

@@ -108,3 +108,84 @@ def test_the_upload_report_and_model_page_show_the_language_model(client, owner,
         assert "<dt>chat template</dt><dd>yes</dd>" in page
         facts = page.split('id="llm-facts"')[1].split("</dl>")[0]
         assert "M (" in facts  # the parameter count as "0.1M (12,345)"
+
+
+# --- catalog fields and filters ------------------------------------------------------
+
+
+def test_catalog_fields_default_from_the_weights_and_can_be_set(api, llama_dir, llama_zip):
+    body = upload(api, "tiny-llama", llama_zip, version="1").json()
+    count = _expected_params(llama_dir)
+    assert body["parameter_count"] == count
+    assert body["parameter_size"] == ("<0.1M" if count < 50_000 else "0.1M")
+    assert body["family"] == "llama" and body["purpose"] == "" and body["recommended_use"] == ""
+    given = upload(
+        api,
+        "tiny-llama",
+        llama_zip,
+        version="2",
+        family="TinyLlama",
+        purpose="speed",
+        recommended_use="robot small talk",
+        parameter_size="1.1b",
+    ).json()
+    assert given["family"] == "TinyLlama" and given["purpose"] == "speed"
+    assert given["parameter_size"] == "1.1B"
+    assert given["parameter_count"] == count  # the weights' count wins for filtering
+    assert given["recommended_use"] == "robot small talk"
+
+
+def test_catalog_fields_are_patched_and_bad_values_are_422(api, llama_zip, model_files, tmp_path):
+    upload(api, "tiny-llama", llama_zip, version="1")
+    one = f"{URL}/tiny-llama/versions/1"
+    patched = api.patch(
+        one, {"purpose": "quality", "family": "llama3"}, content_type="application/json"
+    )
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["purpose"] == "quality" and patched.json()["family"] == "llama3"
+    bad = api.patch(one, {"purpose": "fastest"}, content_type="application/json")
+    assert bad.status_code == 422 and "purpose" in bad.json()["detail"]
+    bad = api.patch(one, {"parameter_size": "seven"}, content_type="application/json")
+    assert bad.status_code == 422 and "parameter_size" in bad.json()["detail"]
+    assert "version.update" in AuditEvent.objects.values_list("action", flat=True)
+    # A file whose count is unknown takes its count from the given size.
+    other = model_files.onnx(tmp_path / "m.onnx")
+    upload(api, "remote", other, version="1")
+    response = api.patch(
+        f"{URL}/remote/versions/1", {"parameter_size": "7B"}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    detected = response.json()["inspection"].get("parameter_count")
+    assert response.json()["parameter_count"] == (detected or 7_000_000_000)
+
+
+def test_models_are_filtered_by_family_purpose_and_max_params(api, llama_zip):
+    upload(api, "fast", llama_zip, family="llama", purpose="speed")
+    upload(api, "big", llama_zip, family="qwen", purpose="quality", parameter_size="70B")
+    api.patch(f"{URL}/big/versions/1", {}, content_type="application/json")
+
+    def names(query: str) -> list[str]:
+        response = api.get(f"{URL}?{query}")
+        assert response.status_code == 200, response.content
+        return sorted(m["name"] for m in response.json()["items"])
+
+    assert names("family=LLAMA") == ["fast"]
+    assert names("purpose=quality") == ["big"]
+    assert names("max_params=1M") == ["big", "fast"]  # both hold the same tiny weights
+    assert names("max_params=1000") == []
+    assert names("family=qwen&purpose=speed") == []
+    bad = api.get(f"{URL}?max_params=lots")
+    assert bad.status_code == 422 and "max_params" in bad.json()["detail"]
+    bad = api.get(f"{URL}?purpose=fastest")
+    assert bad.status_code == 422 and "purpose" in bad.json()["detail"]
+
+
+def test_the_models_page_filters_by_catalog_fields(client, owner, api, llama_zip):
+    upload(api, "fast", llama_zip, family="llama", purpose="speed")
+    upload(api, "other-family", llama_zip, family="qwen", purpose="quality")
+    client.force_login(owner)
+    page = client.get("/models?purpose=speed&family=llama&max_params=8B").content.decode()
+    assert 'id="f-purpose"' in page and 'id="f-params"' in page
+    assert ">fast<" in page and "other-family" not in page
+    page = client.get("/models?max_params=huge").content.decode()
+    assert "max_params" in page  # the refusal is shown, not a 500
