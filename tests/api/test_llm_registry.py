@@ -189,3 +189,22 @@ def test_the_models_page_filters_by_catalog_fields(client, owner, api, llama_zip
     assert ">fast<" in page and "other-family" not in page
     page = client.get("/models?max_params=huge").content.decode()
     assert "max_params" in page  # the refusal is shown, not a 500
+
+
+# --- cannot delete what serves -------------------------------------------------------
+
+
+def test_an_llm_version_a_slot_serves_cannot_be_deleted(api, llama_zip):
+    from modelmgr.models import ModelVersion, Slot
+
+    upload(api, "tiny-llama", llama_zip, version="1")
+    version = ModelVersion.objects.get(model__name="tiny-llama", version="1")
+    Slot.objects.create(name="chat", task="llm", active_version=version)
+    response = api.delete(f"{URL}/tiny-llama/versions/1")
+    assert response.status_code == 409, response.content
+    assert "slot(s) chat serve it" in response.json()["detail"]
+    response = api.delete(f"{URL}/tiny-llama")
+    assert response.status_code == 409 and "chat" in response.json()["detail"]
+    assert ModelVersion.objects.filter(pk=version.pk).exists()
+    Slot.objects.filter(name="chat").update(active_version=None)
+    assert api.delete(f"{URL}/tiny-llama/versions/1").status_code == 204
