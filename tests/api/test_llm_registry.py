@@ -208,3 +208,44 @@ def test_an_llm_version_a_slot_serves_cannot_be_deleted(api, llama_zip):
     assert ModelVersion.objects.filter(pk=version.pk).exists()
     Slot.objects.filter(name="chat").update(active_version=None)
     assert api.delete(f"{URL}/tiny-llama/versions/1").status_code == 204
+
+
+def _with_config(llama_dir, tmp_path, name: str, config: dict):
+    folder = tmp_path / name
+    shutil.copytree(llama_dir, folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    return zip_folder(folder, tmp_path / f"{name}.zip")
+
+
+def test_gpt2_style_config_keys_are_understood(api, llama_dir, tmp_path):
+    config = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "n_positions": 1024,
+        "n_layer": 2,
+        "n_head": 4,
+        "n_embd": 32,
+        "vocab_size": 92,
+        "torch_dtype": "float16",
+    }
+    body = upload(api, "gpt", _with_config(llama_dir, tmp_path, "gpt", config)).json()
+    llm = body["inspection"]["llm"]
+    assert llm["architecture"] == "GPT2LMHeadModel" and llm["context_length"] == 1024
+    assert llm["num_layers"] == 2 and llm["head_dim"] == 8 and llm["num_key_value_heads"] == 4
+    assert llm["dtype"] == "float16" and body["family"] == "gpt2"
+
+
+def test_a_config_without_context_falls_back_to_the_tokenizers_limit(api, llama_dir, tmp_path):
+    config = json.loads((llama_dir / "config.json").read_text())
+    del config["max_position_embeddings"]
+    folder_zip = _with_config(llama_dir, tmp_path, "noctx", config)
+    llm = upload(api, "noctx", folder_zip).json()["inspection"]["llm"]
+    limit = json.loads((llama_dir / "tokenizer_config.json").read_text())["model_max_length"]
+    assert llm["context_length"] == (limit if limit <= 10_000_000 else None)
+
+
+def test_an_encoder_folder_is_not_a_language_model(api, llama_dir, tmp_path):
+    config = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 92}
+    body = upload(api, "enc", _with_config(llama_dir, tmp_path, "enc", config)).json()
+    assert body["framework"] == "huggingface" and "llm" not in body["inspection"]
+    assert RegisteredModel.objects.get(name="enc").task == "other"
