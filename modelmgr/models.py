@@ -28,6 +28,15 @@ class Task(models.TextChoices):
     OTHER = "other"
 
 
+class Purpose(models.TextChoices):
+    """What a version is chosen for (the catalog; modelmgr.registry.recommend)."""
+
+    SPEED = "speed"
+    BALANCED = "balanced"
+    QUALITY = "quality"
+    SPECIALIZED = "specialized"
+
+
 class Framework(models.TextChoices):
     ONNX = "onnx", "ONNX"
     TORCHSCRIPT = "torchscript", "TorchScript"
@@ -133,6 +142,14 @@ class ModelVersion(models.Model):
     dependencies = models.JSONField(default=list, blank=True)
     min_vram_mb = models.PositiveIntegerField(null=True, blank=True)
     quantization = models.CharField(max_length=32, blank=True)
+    # Catalog (seeds 001/004): what a user picks a model by. parameter_count is derived:
+    # the weights' tensor sizes, else the given parameter_size ("7B"); it is what the
+    # max_params filter and the recommendation compare.
+    family = models.CharField(max_length=64, blank=True, db_index=True)
+    parameter_size = models.CharField(max_length=16, blank=True)
+    parameter_count = models.BigIntegerField(null=True, blank=True)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True)
+    recommended_use = models.CharField(max_length=500, blank=True)
     source_uri = models.CharField(max_length=2000, blank=True)
     production_ready = models.BooleanField(default=False)
     # Pickle-based artifacts: stored, never unpickled unless an administrator trusts them.

@@ -1,6 +1,6 @@
-"""The web process never imports torch or onnxruntime: every module of the web side
-(the ASGI application, its URLs, views, API, admin, services, commands) is imported in a
-fresh interpreter, and neither runtime may appear in sys.modules."""
+"""The web process never imports torch, onnxruntime or transformers: every module of the
+web side (the ASGI application, its URLs, views, API, admin, services, commands) is
+imported in a fresh interpreter, and none of those runtimes may appear in sys.modules."""
 
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ get_resolver().url_patterns  # every URLconf and the views it names
 for module in pkgutil.walk_packages(modelmgr.__path__, "modelmgr."):
     if ".migrations." not in module.name:
         importlib.import_module(module.name)
-heavy = [name for name in ("torch", "onnxruntime") if name in sys.modules]
+heavy = [
+    name
+    for name in ("torch", "onnxruntime", "transformers", "tokenizers")
+    if name in sys.modules
+]
 print("heavy modules imported:", heavy)
 sys.exit(1 if heavy else 0)
 """

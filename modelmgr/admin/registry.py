@@ -154,7 +154,7 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
                 ]
             },
         ),
-        ("Metadata", {"fields": list(VERSION_EDITABLE_FIELDS)}),
+        ("Metadata", {"fields": [*VERSION_EDITABLE_FIELDS, "parameter_count"]}),
         ("Safety", {"fields": ["unsafe", "trusted"]}),
         ("Worker", {"fields": ["pinned"]}),
         ("Stored files", {"fields": ["content_hash", "size_bytes", "signature", "inspection"]}),
@@ -178,6 +178,7 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         "trusted",
         "pinned",
         "model__task",
+        "purpose",
     ]
     search_fields = ["model__name", "version", "description", "source_uri"]
     readonly_fields = [
@@ -191,6 +192,7 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         "size_bytes",
         "signature",
         "inspection",
+        "parameter_count",
         "unsafe",
         "created_by",
         "created_at",

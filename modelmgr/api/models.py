@@ -23,6 +23,11 @@ class ModelFilters(Schema):
     status: str | None = Field(None, description="some version has this status")
     production_ready: bool | None = Field(None, description="some version is production ready")
     max_vram_mb: int | None = Field(None, description="some version is known to fit this VRAM")
+    family: str | None = Field(None, description="some version is of this family (any case)")
+    purpose: str | None = Field(None, description="some version has this purpose")
+    max_params: str | None = Field(
+        None, description='some version has at most this many parameters: "8B", "500M", 1000'
+    )
     cursor: str | None = Field(None, description="next_cursor of the previous page")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
 

@@ -39,3 +39,7 @@ api.add_router("/", switch_api.router)
 api.add_router("/", predict_api.router)
 api.add_router("/", stats_api.router)
 api.add_router("/", status_api.router)
+
+from modelmgr.api import recommend as recommend_api  # noqa: E402
+
+api.add_router("/", recommend_api.router)

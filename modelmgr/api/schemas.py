@@ -9,11 +9,12 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field
 
-from modelmgr.models import Framework, ModelVersion, RegisteredModel, Task
+from modelmgr.models import Framework, ModelVersion, Purpose, RegisteredModel, Task
 from modelmgr.registry.validation import InvalidInput
 
 TASKS = ", ".join(Task.values)
 FRAMEWORKS = ", ".join(Framework.values)
+PURPOSES = ", ".join(Purpose.values)
 
 
 class ModelIn(Schema):
@@ -87,6 +88,13 @@ class VersionOut(Schema):
     dependencies: list[str]
     min_vram_mb: int | None
     quantization: str
+    family: str = Field(description="catalog: the model family, e.g. llama")
+    parameter_size: str = Field(description='catalog: e.g. "7B"; from the weights if not given')
+    parameter_count: int | None = Field(
+        description="the weights' parameter count, else parsed from parameter_size"
+    )
+    purpose: str = Field(description=f"catalog: empty or one of: {PURPOSES}")
+    recommended_use: str
     source_uri: str
     production_ready: bool
     unsafe: bool
@@ -138,6 +146,10 @@ class VersionPatch(Schema):
     dependencies: list[str] | None = None
     min_vram_mb: int | None = Field(None, ge=0)
     quantization: str | None = None
+    family: str | None = None
+    parameter_size: str | None = Field(None, description='e.g. "7B", "350M"')
+    purpose: str | None = Field(None, description=f"one of: {PURPOSES}")
+    recommended_use: str | None = None
     production_ready: bool | None = None
     metadata: dict[str, Any] | None = None
     status: Literal["archived", "available"] | None = Field(
@@ -195,7 +207,11 @@ class VersionUploadForm(Schema):
     python_version: str | None = None
     dependencies: str | None = Field(None, description="comma-separated or a JSON list")
     min_vram_mb: int | None = Field(None, ge=0)
-    quantization: str | None = None
+    quantization: str | None = Field(None, description="default: from quantization_config")
+    family: str | None = Field(None, description="default: a language model's model_type")
+    parameter_size: str | None = Field(None, description='e.g. "7B"; default: from the weights')
+    purpose: str | None = Field(None, description=f"one of: {PURPOSES}")
+    recommended_use: str | None = None
     production_ready: bool | None = None
     metadata: str | None = Field(None, description="a JSON object")
 
@@ -214,6 +230,10 @@ class VersionUploadForm(Schema):
             "python_version",
             "min_vram_mb",
             "quantization",
+            "family",
+            "parameter_size",
+            "purpose",
+            "recommended_use",
             "production_ready",
         ):
             value = getattr(self, key)

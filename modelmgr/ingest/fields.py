@@ -7,8 +7,16 @@ import math
 from typing import Any
 
 from modelmgr.exceptions import IngestRejected
+from modelmgr.models import Purpose
+from modelmgr.registry.catalog import parse_parameter_size
 
-_TEXT_LIMITS = {"description": None, "python_version": 32, "quantization": 32}
+_TEXT_LIMITS = {
+    "description": None,
+    "python_version": 32,
+    "quantization": 32,
+    "family": 64,
+    "recommended_use": 500,
+}
 # Every numeric field's inclusive range: the database cannot store everything JSON can say
 # (a huge min_vram_mb overflowed SQLite into a 500), and an accuracy of 2e244 is a typo, not
 # a measurement. min_vram_mb's bound is PostgreSQL's integer column (about 2 PB).
@@ -21,7 +29,16 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
 }
 _NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss")
 ALLOWED_FIELDS = frozenset(
-    {*_TEXT_LIMITS, *_NUMBERS, "dependencies", "min_vram_mb", "production_ready", "metadata"}
+    {
+        *_TEXT_LIMITS,
+        *_NUMBERS,
+        "dependencies",
+        "min_vram_mb",
+        "production_ready",
+        "metadata",
+        "parameter_size",
+        "purpose",
+    }
 )
 MAX_METADATA_BYTES = 64 * 1024
 
@@ -75,6 +92,17 @@ def _clean(name: str, value: Any) -> Any:
             raise IngestRejected("field min_vram_mb must be a non-negative integer")
         _check_range(name, value)
         return value
+    if name == "purpose":
+        if value not in Purpose.values:
+            raise IngestRejected(
+                f"field purpose must be one of: {', '.join(Purpose.values)}, got {value!r}"
+            )
+        return value
+    if name == "parameter_size":
+        if not isinstance(value, str) or len(value) > 16:
+            raise IngestRejected("field parameter_size must be a string such as 7B or 350M")
+        parse_parameter_size(value, field="field parameter_size")
+        return value.strip().upper()
     if name == "production_ready":
         if not isinstance(value, bool):
             raise IngestRejected("field production_ready must be true or false")

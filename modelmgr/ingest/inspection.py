@@ -8,6 +8,7 @@ from pathlib import Path
 from modelmgr.exceptions import IngestRejected
 from modelmgr.ingest.detect import Detection
 from modelmgr.ingest.incoming import IncomingFile
+from modelmgr.ingest.inspect_llm import inspect_llm
 from modelmgr.ingest.inspect_onnx import inspect_onnx
 from modelmgr.ingest.inspect_pt2 import inspect_pt2
 from modelmgr.ingest.inspect_safetensors import inspect_safetensors, read_header, summarize
@@ -97,6 +98,15 @@ def _inspect_huggingface(detection: Detection, local: dict[str, Path]) -> tuple[
         "has_tokenizer": any(p.startswith("tokenizer") for p in local),
         **summarize(tensors),
     }
+    llm, llm_notes = inspect_llm(
+        config,
+        local,
+        parameter_count=inspection["parameter_count"],
+        tensor_dtypes=inspection["dtypes"],
+    )
+    if llm is not None:
+        inspection["llm"] = llm
+    notes += llm_notes
     if notes:
         inspection["notes"] = notes
     return {}, inspection

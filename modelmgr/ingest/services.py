@@ -19,6 +19,7 @@ from modelmgr.ingest.content_types import content_type_for
 from modelmgr.ingest.detect import detect_version
 from modelmgr.ingest.fields import clean_version_fields
 from modelmgr.ingest.incoming import IncomingFile, discard_incoming
+from modelmgr.ingest.inspect_llm import quantization_label
 from modelmgr.ingest.inspection import inspect_version
 from modelmgr.ingest.paths import clean_relative_path
 from modelmgr.ingest.sources import incoming_from_local_path, incoming_from_upload
@@ -27,9 +28,11 @@ from modelmgr.models import (
     AuditEvent,
     ModelVersion,
     RegisteredModel,
+    Task,
     VersionStatus,
     version_validator,
 )
+from modelmgr.registry.catalog import with_catalog_defaults
 from modelmgr.registry.gc import blobs_collect
 from modelmgr.storage import content_store, store_lock, version_content_hash
 
@@ -57,6 +60,7 @@ def version_create(
     fields: dict | None = None,
     source_uri: str = "",
     actor_label: str | None = None,
+    infer_task: bool = True,
 ) -> ModelVersion:
     """Create a version of ``model`` from staged files.
 
@@ -65,8 +69,10 @@ def version_create(
     2. Detect the framework and primary file; inspect (errors -> IngestRejected).
     3. In one transaction: lock the model row, refuse a duplicate version (409),
        create the version and its ArtifactFile rows, set the model's framework if
-       empty, audit, then take the store lock (held until the COMMIT, so no collector
-       can unlink a blob between "it is there" and the row that references it; see
+       empty and its task to ``llm`` when it is still ``other``, the content is a
+       causal language model and ``infer_task`` (the caller named no task), audit,
+       then take the store lock (held until the COMMIT, so no collector can unlink
+       a blob between "it is there" and the row that references it; see
        ``storage.store_lock``) and commit the staged blobs into the store (last, so only
        the COMMIT itself can fail after them).
     4. On failure delete the blobs this call newly created that nothing references.
@@ -83,13 +89,24 @@ def version_create(
             fields=fields,
             source_uri=source_uri,
             actor_label=actor_label,
+            infer_task=infer_task,
         )
     finally:
         discard_incoming(files)
 
 
 def _version_create(
-    *, model, actor, files, version, framework, primary_path, fields, source_uri, actor_label
+    *,
+    model,
+    actor,
+    files,
+    version,
+    framework,
+    primary_path,
+    fields,
+    source_uri,
+    actor_label,
+    infer_task,
 ) -> ModelVersion:
     cleaned_fields = clean_version_fields(fields)
     if version is not None:
@@ -99,6 +116,10 @@ def _version_create(
     _validate_files(files)
     detection = detect_version(files, framework=framework, primary_path=primary_path)
     signature, inspection = inspect_version(detection, files)
+    llm = inspection.get("llm")
+    if llm and not cleaned_fields.get("quantization"):
+        cleaned_fields["quantization"] = quantization_label(llm["quantization"])
+    cleaned_fields = with_catalog_defaults(cleaned_fields, inspection)
     content_hash = version_content_hash((f.path, f.staged.sha256) for f in files)
     store = content_store()
     created_blobs: list[str] = []
@@ -137,16 +158,22 @@ def _version_create(
                     for f in files
                 ]
             )
+            after = _audit_after(created, detection.primary_path, files)
             if not locked.framework:
                 locked.framework = detection.framework
                 locked.save(update_fields=["framework", "updated_at"])
+            if infer_task and llm and locked.task == Task.OTHER:
+                # A causal LM says what it is; "other" was only the default.
+                locked.task = Task.LLM
+                locked.save(update_fields=["task", "updated_at"])
+                after["model_task"] = Task.LLM
             audit_record(
                 actor=actor,
                 actor_label=actor_label,
                 action="version.create",
                 target_type="version",
                 target=created.ref,
-                after=_audit_after(created, detection.primary_path, files),
+                after=after,
             )
             store_lock()
             for incoming in files:
@@ -160,6 +187,7 @@ def _version_create(
         _delete_unreferenced(created_blobs)
         raise
     model.framework = locked.framework
+    model.task = locked.task
     return created
 
 

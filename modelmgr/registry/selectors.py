@@ -10,9 +10,11 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce
 
 from modelmgr.exceptions import NotFound, VersionConflict
-from modelmgr.models import ModelVersion, RegisteredModel, Tag, VersionStatus
+from modelmgr.models import ModelVersion, Purpose, RegisteredModel, Tag, VersionStatus
 from modelmgr.refs import parse_ref
+from modelmgr.registry.catalog import parse_parameter_size
 from modelmgr.registry.pagination import Page, keyset_page
+from modelmgr.registry.validation import InvalidInput
 
 
 def _with_summary(queryset: QuerySet) -> QuerySet:
@@ -53,14 +55,18 @@ def model_list(
     status: str | None = None,
     production_ready: bool | None = None,
     max_vram_mb: int | None = None,
+    family: str | None = None,
+    purpose: str | None = None,
+    max_params: str | int | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[RegisteredModel]:
     """Visible models, newest first, filtered; one keyset page.
 
-    Version filters (status, production_ready, max_vram_mb) apply together to one
-    version: a model matches when some single version meets all of them. A version
-    whose VRAM need is unknown does not match ``max_vram_mb`` (it is not known to fit).
+    Version filters (status, production_ready, max_vram_mb, family, purpose,
+    max_params) apply together to one version: a model matches when some single
+    version meets all of them. A version whose VRAM need (parameter count) is unknown
+    does not match ``max_vram_mb`` (``max_params``): it is not known to fit.
     """
     models = model_queryset(user=user)
     if q:
@@ -84,6 +90,15 @@ def model_list(
         version_filter &= Q(production_ready=production_ready)
     if max_vram_mb is not None:
         version_filter &= Q(min_vram_mb__isnull=False, min_vram_mb__lte=max_vram_mb)
+    if family:
+        version_filter &= Q(family__iexact=family)
+    if purpose:
+        if purpose not in Purpose.values:
+            raise InvalidInput(f"purpose {purpose!r} is not one of: {', '.join(Purpose.values)}")
+        version_filter &= Q(purpose=purpose)
+    if max_params not in (None, ""):
+        limit_params = parse_parameter_size(max_params, field="max_params")
+        version_filter &= Q(parameter_count__isnull=False, parameter_count__lte=limit_params)
     if version_filter:
         matching = ModelVersion.objects.filter(version_filter, model=OuterRef("pk"))
         models = models.filter(Exists(matching))

@@ -22,6 +22,7 @@ from modelmgr.models import (
     Tag,
     VersionStatus,
 )
+from modelmgr.registry.catalog import parameter_count_for
 from modelmgr.registry.gc import blobs_collect_on_commit
 from modelmgr.registry.pins import pin_after_update, worker_nudge_on_commit
 from modelmgr.registry.snapshots import (
@@ -245,6 +246,10 @@ def version_update(
         before = version_snapshot(version)
         for key, value in cleaned.items():
             setattr(version, key, value)
+        if "parameter_size" in cleaned:
+            version.parameter_count = parameter_count_for(
+                version.inspection or {}, version.parameter_size
+            )
         if trusted is not None:
             before["trusted"] = version.trusted
             version.trusted = bool(trusted)

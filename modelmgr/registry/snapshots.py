@@ -18,6 +18,10 @@ VERSION_EDITABLE_FIELDS = (
     "quantization",
     "production_ready",
     "metadata",
+    "family",
+    "parameter_size",
+    "purpose",
+    "recommended_use",
 )
 
 
@@ -42,6 +46,8 @@ def version_snapshot(version: ModelVersion) -> dict[str, Any]:
         "content_hash": version.content_hash,
         "size_bytes": version.size_bytes,
         "pinned": version.pinned,
+        # Derived (the weights' count, else parameter_size), so not editable itself.
+        "parameter_count": version.parameter_count,
     }
     for field in VERSION_EDITABLE_FIELDS:
         picture[field] = getattr(version, field)

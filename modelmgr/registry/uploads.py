@@ -60,6 +60,7 @@ def version_upload(
             fields=fields,
             source_uri=source_uri,
             actor_label=actor_label,
+            infer_task=not task,
         )
 
     try:

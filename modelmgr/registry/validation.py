@@ -65,6 +65,10 @@ _CLEARED: dict[str, Any] = {
     "quantization": "",
     "production_ready": False,
     "metadata": {},
+    "family": "",
+    "parameter_size": "",
+    "purpose": "",
+    "recommended_use": "",
 }
 VERSION_FIELDS = frozenset(_CLEARED)
 

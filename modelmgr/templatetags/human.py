@@ -99,3 +99,13 @@ def uptime(value) -> str:
     if timezone.now() - value < timedelta(minutes=1):
         return "under a minute"
     return timesince(value)
+
+
+@register.filter
+def params(value) -> str:
+    """A parameter count as "0.1M (104,192)"; unknown -> "—"."""
+    from modelmgr.registry.catalog import parameter_size_label
+
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return NOTHING
+    return f"{parameter_size_label(value)} ({value:,})"

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from modelmgr.models import Framework, Task
+from modelmgr.models import Framework, Purpose, Task
 
 ARCHIVE_CHOICES = [
     ("", "by file name (.zip is unpacked)"),
@@ -41,6 +41,12 @@ class UploadForm(forms.Form):
     dependencies = forms.CharField(required=False, help_text="comma-separated")
     min_vram_mb = forms.IntegerField(min_value=0, required=False)
     quantization = forms.CharField(max_length=32, required=False)
+    family = forms.CharField(max_length=64, required=False)
+    parameter_size = forms.CharField(max_length=16, required=False, help_text="e.g. 7B")
+    purpose = forms.ChoiceField(
+        choices=[("", "(none)")] + [(p, p) for p in Purpose.values], required=False
+    )
+    recommended_use = forms.CharField(max_length=500, required=False)
     production_ready = forms.BooleanField(required=False)
     metadata = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="a JSON object"
@@ -61,7 +67,15 @@ class UploadForm(forms.Form):
     def version_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
         fields: dict[str, Any] = {}
-        for key in ("description", "python_version", "quantization"):
+        for key in (
+            "description",
+            "python_version",
+            "quantization",
+            "family",
+            "parameter_size",
+            "purpose",
+            "recommended_use",
+        ):
             if data.get(key):
                 fields[key] = data[key]
         for key in ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss", "min_vram_mb"):

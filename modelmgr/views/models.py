@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.views.decorators.http import require_GET
 
 from modelmgr.exceptions import ModelmgrError
-from modelmgr.models import Framework, Tag, Task
+from modelmgr.models import Framework, Purpose, Tag, Task
 from modelmgr.registry.selectors import model_list
 from modelmgr.views.common import (
     HtmxHttpRequest,
@@ -19,7 +19,17 @@ from modelmgr.views.common import (
 )
 
 PAGE_SIZE = 20
-FILTER_KEYS = ("q", "task", "framework", "tag", "production_ready", "max_vram_mb")
+FILTER_KEYS = (
+    "q",
+    "task",
+    "framework",
+    "tag",
+    "production_ready",
+    "max_vram_mb",
+    "family",
+    "purpose",
+    "max_params",
+)
 
 
 def _filters(request: HtmxHttpRequest) -> dict[str, str]:
@@ -43,6 +53,9 @@ def model_list_page(request: HtmxHttpRequest):
             tag=filters["tag"] or None,
             production_ready=True if parse_bool(filters["production_ready"]) else None,
             max_vram_mb=parse_int(filters["max_vram_mb"]),
+            family=filters["family"] or None,
+            purpose=filters["purpose"] or None,
+            max_params=filters["max_params"] or None,
             cursor=cursor or None,
             limit=PAGE_SIZE,
         )
@@ -54,6 +67,7 @@ def model_list_page(request: HtmxHttpRequest):
         "models": items,
         "error": error,
         "tasks": Task.values,
+        "purposes": Purpose.values,
         "frameworks": Framework.choices,
         "tags": Tag.objects.filter(models__isnull=False).distinct().values_list("name", flat=True),
         **page_links(filters, cursor, trail, next_cursor),

@@ -222,3 +222,19 @@ def test_batching_a_slot_without_a_dynamic_batch_dimension_is_refused_on_the_for
     assert "input &#x27;x&#x27; has a fixed first dimension (1)" in response.content.decode()
     slot.refresh_from_db()
     assert slot.max_batch_size == 0
+
+
+def test_catalog_fields_are_edited_in_the_admin_through_the_service(staff_client, v1):
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data.update({"purpose": "quality", "family": "mlp", "parameter_size": "7B"})
+    response = staff_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    saved = ModelVersion.objects.get(pk=v1.pk)
+    assert saved.purpose == "quality" and saved.family == "mlp"
+    assert saved.parameter_count  # the weights' count, or 7B when unknown
+    event = AuditEvent.objects.get(action="version.update")
+    assert event.after["purpose"] == "quality"
+    data["parameter_size"] = "seven"
+    refused = staff_client.post(url, data)
+    assert refused.status_code == 200 and "parameter_size" in refused.content.decode()
