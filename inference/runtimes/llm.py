@@ -26,6 +26,23 @@ from inference.runtimes.base import LoadedModel
 
 # torch's global RNG is what a seed sets: seeded generations take turns.
 _SEED_LOCK = threading.Lock()
+# transformers' lazy module is not safe to import from two load threads at once (one of
+# them sees a half-initialized module: "cannot import name AutoModelForCausalLM").
+_IMPORT_LOCK = threading.Lock()
+
+
+def _transformers():
+    with _IMPORT_LOCK:
+        import transformers
+        from transformers import (  # noqa: F401 - resolved now, under the lock
+            AutoModelForCausalLM,
+            AutoTokenizer,
+            StoppingCriteria,
+            StoppingCriteriaList,
+        )
+        from transformers.generation.streamers import BaseStreamer  # noqa: F401
+
+        return transformers
 
 
 @dataclass
@@ -64,8 +81,12 @@ class CausalLM(LoadedModel):
 
     def __init__(self, folder: Path, config: dict, device: str):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        transformers = _transformers()
+        AutoModelForCausalLM, AutoTokenizer = (
+            transformers.AutoModelForCausalLM,
+            transformers.AutoTokenizer,
+        )
         self.config = config
         self.dtype = llm_dtype(config)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
@@ -124,8 +145,11 @@ class CausalLM(LoadedModel):
         token id; returns how many were generated. Stops at EOS, ``max_tokens`` or when
         ``request.cancel`` is set."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-        from transformers.generation.streamers import BaseStreamer
+
+        transformers = _transformers()
+        StoppingCriteria = transformers.StoppingCriteria
+        StoppingCriteriaList = transformers.StoppingCriteriaList
+        BaseStreamer = transformers.generation.streamers.BaseStreamer
 
         model = self.model
         if model is None:
