@@ -236,7 +236,12 @@ def _number(payload: dict, key: str, default: float, low: float, high: float) ->
 
 
 def generation_request(
-    payload: dict, model: CausalLM, *, chat: bool
+    payload: dict,
+    model: CausalLM,
+    *,
+    chat: bool,
+    default_max: int | None = 16,
+    default_temperature: float = 1.0,
 ) -> tuple[GenerationRequest, list[str]]:
     """Check the OpenAI parameters and tokenize the prompt (400 naming what is wrong)."""
     if chat:
@@ -274,7 +279,8 @@ def generation_request(
         )
     limit = payload.get("max_completion_tokens", payload.get("max_tokens"))
     if limit is None:
-        limit = room if chat else min(16, room)  # OpenAI's completions default is 16
+        # OpenAI's completions default is 16 tokens; chat (and Ollama) fill the context.
+        limit = room if chat or default_max is None else min(default_max, room)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise BadRequest("max_tokens must be a positive integer")
     if limit > room:
@@ -294,7 +300,7 @@ def generation_request(
     request = GenerationRequest(
         prompt_ids=prompt_ids,
         max_tokens=limit,
-        temperature=_number(payload, "temperature", 1.0, 0.0, 2.0),
+        temperature=_number(payload, "temperature", default_temperature, 0.0, 2.0),
         top_p=_number(payload, "top_p", 1.0, 0.0, 1.0) or 1.0,
         seed=seed,
     )

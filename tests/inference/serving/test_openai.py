@@ -10,35 +10,17 @@ import httpx
 import openai
 import pytest
 
-from tests.inference.serving.conftest import QUIET, token
+from tests.inference.serving.conftest import LLM_ENV, token
 from tests.inference.support import llm_version, make_slot
 from tests.inference.test_server_switch import switch
 from tests.workerproc import start_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-LLM_ENV = {**QUIET, "MODELMGR_WORKER_DEVICE": "cpu"}
 HELLO = [{"role": "user", "content": "hello"}]
 
 
 def client_for(worker, raw: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=worker.serve_url + "/v1", api_key=raw, max_retries=0, timeout=60)
-
-
-@pytest.fixture
-def llms(owner, llama_files, tmp_path):
-    """Slot chat: tiny-llama@1 (chat template); slot plain: plain@1 (no template)."""
-    chat = llm_version(owner, llama_files, tmp_path)
-    plain = llm_version(owner, llama_files, tmp_path, name="plain", chat_template=False)
-    make_slot("chat", chat)
-    make_slot("plain", plain)
-    return chat, plain
-
-
-@pytest.fixture
-def llm_worker(llms):
-    with start_worker(env=LLM_ENV) as worker:
-        worker.wait_ready()
-        yield worker
 
 
 def test_models_chat_and_completions_with_usage(llm_worker, owner):
