@@ -58,7 +58,19 @@ class GenerationRequest:
 class CausalLMRuntime:
     name = "transformers"
 
-    def load(self, model_dir: Path, primary: str, signature: dict, device: str) -> CausalLM:
+    def load_version(self, model_dir: Path, spec, device: str) -> CausalLM:
+        """As ``load``, with the version's metadata (its ``dtype`` wins over the config's)."""
+        return self.load(model_dir, spec.primary, {}, device, metadata=spec.metadata)
+
+    def load(
+        self,
+        model_dir: Path,
+        primary: str,
+        signature: dict,
+        device: str,
+        *,
+        metadata: dict | None = None,
+    ) -> CausalLM:
         config_path = model_dir / "config.json"
         try:
             config = json.loads(config_path.read_text())
@@ -73,13 +85,13 @@ class CausalLMRuntime:
             )
         if not (model_dir / "tokenizer.json").exists():
             raise LoadFailed("the folder has no tokenizer.json")
-        return CausalLM(model_dir, config, device)
+        return CausalLM(model_dir, config, device, metadata or {})
 
 
 class CausalLM(LoadedModel):
     signature: dict = {"inputs": [], "outputs": []}
 
-    def __init__(self, folder: Path, config: dict, device: str):
+    def __init__(self, folder: Path, config: dict, device: str, metadata: dict):
         import torch
 
         transformers = _transformers()
@@ -88,7 +100,7 @@ class CausalLM(LoadedModel):
             transformers.AutoTokenizer,
         )
         self.config = config
-        self.dtype = llm_dtype(config)
+        self.dtype = llm_dtype(config, metadata)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=getattr(torch, self.dtype), use_safetensors=True
@@ -101,6 +113,7 @@ class CausalLM(LoadedModel):
         self.eos_token_id = self.tokenizer.eos_token_id
         self.memory_bytes = llm_estimate(
             config,
+            metadata=metadata,
             parallel=settings.MODELMGR_LLM_NUM_PARALLEL,
             context=settings.MODELMGR_LLM_CONTEXT,
         )

@@ -46,6 +46,21 @@ def test_a_stored_llama_folder_loads_warms_up_and_generates(pool, owner, llama_f
     assert entry.memory_bytes == llm_estimate(spec.llm_config, parallel=2) > spec.size_bytes
 
 
+def test_the_versions_metadata_dtype_wins_over_the_config(pool, owner, llama_files, tmp_path):
+    version = llm_version(owner, llama_files, tmp_path, metadata={"dtype": "bfloat16"})
+    entry = load(pool, version)
+    model = entry.model
+    assert model.dtype == "bfloat16" and str(model.model.dtype) == "torch.bfloat16"
+    assert entry.memory_bytes == llm_estimate(
+        entry.spec.llm_config, metadata={"dtype": "bfloat16"}, parallel=2
+    )
+    tokens: list[int] = []
+    model.generate(
+        GenerationRequest(model.encode("hi"), max_tokens=3, temperature=0), tokens.append
+    )
+    assert 1 <= len(tokens) <= 3
+
+
 def test_the_estimate_counts_weights_and_the_kv_cache():
     config = {
         "hidden_size": 4096,
