@@ -42,6 +42,8 @@ class LoadedModel(ABC):
     memory_bytes: int = 0
     #: why warm-up was skipped, when it was
     warmup_note: str = ""
+    #: why tensor requests (/infer, predict, v2 infer) are refused, when they are
+    tensor_refusal: str = ""
 
     @abstractmethod
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...

@@ -90,6 +90,10 @@ class CausalLMRuntime:
 
 class CausalLM(LoadedModel):
     signature: dict = {"inputs": [], "outputs": []}
+    tensor_refusal = (
+        "this slot serves a language model: use POST /v1/chat/completions or /v1/completions "
+        "(or Ollama's /api/chat, /api/generate) on the serving port"
+    )
 
     def __init__(self, folder: Path, config: dict, device: str, metadata: dict):
         import torch
@@ -121,10 +125,7 @@ class CausalLM(LoadedModel):
 
     # --- tensors in, tensors out: not for language models ----------------------------
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise InvalidInput(
-            "this slot serves a language model: use POST /v1/chat/completions or "
-            "/v1/completions on the serving port"
-        )
+        raise InvalidInput(self.tensor_refusal)
 
     def warm_up(self) -> None:
         """Generate one token from the start token."""

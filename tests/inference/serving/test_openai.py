@@ -204,3 +204,12 @@ def test_switching_the_llm_slot_under_streaming_load_fails_no_stream(owner, llam
                 thread.join(60)
         assert failures == []
         assert seen == {"sw@1", "sw@2"} and done[0] >= 8
+
+
+def test_tensor_routes_on_an_llm_slot_answer_4xx_naming_the_api_to_use(llm_worker, owner):
+    headers = {"Authorization": f"Bearer {token(owner)}"}
+    with httpx.Client(base_url=llm_worker.serve_url, headers=headers, timeout=30) as client:
+        predict = client.post("/api/v1/slots/chat/predict", json={"inputs": {}})
+        assert 400 <= predict.status_code < 500, predict.text
+        assert "/v1/chat/completions" in predict.json()["detail"]
+        assert client.get("/v2/models/chat").status_code == 200
