@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from inference.device import MB
+from inference.device import MB, intra_op_threads
 from inference.errors import InvalidInput, LoadFailed
 from inference.llm_memory import llm_context, llm_dtype, llm_estimate
 from inference.runtimes.base import LoadedModel
@@ -103,6 +103,8 @@ class CausalLM(LoadedModel):
             transformers.AutoModelForCausalLM,
             transformers.AutoTokenizer,
         )
+        if not device.startswith("cuda"):
+            torch.set_num_threads(intra_op_threads())  # as the other torch runtime does
         self.config = config
         self.dtype = llm_dtype(config, metadata)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
