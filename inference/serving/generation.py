@@ -201,38 +201,53 @@ class Generation:
 
         threading.Thread(target=run, name="generate", daemon=True).start()
         ids: list[int] = []
-        sent = 0
+        prefix = read = sent = 0
         hold = max((len(s) for s in self.stop), default=1) - 1
         eos = self.model.eos_token_id
+        decode = self.model.decode
+
+        def commit(final: bool) -> None:
+            """Add the text of the tokens since the last commit, decoding only a short
+            window (prefix..end) instead of every token so far; a token that ends in a
+            partial character waits for the next one (until the end)."""
+            nonlocal prefix, read
+            before = decode(ids[prefix:read])
+            after = decode(ids[prefix:])
+            if len(after) > len(before) and (final or not after.endswith("\ufffd")):
+                self.text += after[len(before) :]
+                prefix, read = read, len(ids)
+
         try:
             while True:
                 kind, value = await queue.get()
                 if kind == "error":
                     raise value
-                if kind == "end":
+                ended = kind == "end"
+                if ended:
+                    commit(True)
+                else:
+                    self.completion_tokens += 1
+                    if value == eos:
+                        continue
+                    ids.append(value)
+                    commit(False)
+                start = max(0, sent - hold)
+                found = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
+                if found:
+                    self.text = self.text[: min(found)]
+                    self.finish_reason = "stop"
+                    request.cancel.set()
+                    ended = True
+                elif ended:
                     self.finish_reason = (
                         "length" if self.completion_tokens >= request.max_tokens else "stop"
                     )
+                if ended:
                     if len(self.text) > sent:
                         yield self.text[sent:]
                     return
-                self.completion_tokens += 1
-                if value == eos:
-                    continue
-                ids.append(value)
-                self.text = self.model.decode(ids)
-                cut = min((i for i in (self.text.find(s) for s in self.stop) if i >= 0), default=-1)
-                if cut >= 0:
-                    self.text = self.text[:cut]
-                    self.finish_reason = "stop"
-                    request.cancel.set()
-                    if len(self.text) > sent:
-                        yield self.text[sent:]
-                    return
-                # Keep back what may still become a stop string or a whole character.
+                # Keep back what may still become a stop string.
                 safe = len(self.text) - hold
-                if self.text.endswith("\ufffd"):
-                    safe = min(safe, len(self.text) - 1)
                 if safe > sent:
                     yield self.text[sent:safe]
                     sent = safe
