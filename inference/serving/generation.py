@@ -219,18 +219,22 @@ class Generation:
 
         try:
             while True:
-                kind, value = await queue.get()
-                if kind == "error":
-                    raise value
-                ended = kind == "end"
-                if ended:
-                    commit(True)
-                else:
+                # Take every token that arrived meanwhile: one decode and one piece for
+                # them all when the consumer is slower than the model.
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                ended = False
+                for kind, value in batch:
+                    if kind == "error":
+                        raise value
+                    if kind == "end":
+                        ended = True
+                        break
                     self.completion_tokens += 1
-                    if value == eos:
-                        continue
-                    ids.append(value)
-                    commit(False)
+                    if value != eos:
+                        ids.append(value)
+                commit(ended)
                 start = max(0, sent - hold)
                 found = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
                 if found:
