@@ -124,7 +124,10 @@ class PoolLoading:
         folder = version_materialize(spec=spec)
         meter = LoadMeter(self.device)
         try:
-            model = runtime.load(folder, spec.primary, signature, self.device.device)
+            if hasattr(runtime, "load_version"):  # runtimes that read the version's metadata
+                model = runtime.load_version(folder, spec, self.device.device)
+            else:
+                model = runtime.load(folder, spec.primary, signature, self.device.device)
         except Exception as exc:
             raise LoadFailed(f"loading {spec.ref} failed: {short_error(exc)}") from exc
         load_ms = (time.perf_counter() - started) * 1000

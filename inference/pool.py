@@ -20,6 +20,7 @@ from django.conf import settings
 from inference.device import MB, DeviceInfo, MemoryReading, memory_reading
 from inference.entry import DRAINING, READY, UNLOADED, UNLOADING, PoolEntry, short_error
 from inference.errors import InsufficientMemory
+from inference.llm_memory import llm_estimate
 from inference.loading import LoadJob, PoolLoading
 from inference.versions import VersionSpec
 from modelmgr.exceptions import InUse, NotFound
@@ -89,6 +90,15 @@ class ModelPool(PoolLoading):
     def estimate(self, spec: VersionSpec) -> int:
         if spec.min_vram_mb:
             return spec.min_vram_mb * MB
+        if spec.llm_config:
+            # A language model: weights + the KV cache of every parallel generation.
+            return llm_estimate(
+                spec.llm_config,
+                metadata=spec.metadata,
+                weights_bytes=spec.size_bytes,
+                parallel=settings.MODELMGR_LLM_NUM_PARALLEL,
+                context=settings.MODELMGR_LLM_CONTEXT,
+            )
         return int(spec.size_bytes * self.memory_factor)
 
     def memory(self) -> MemoryReading:

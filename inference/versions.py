@@ -6,12 +6,13 @@ control thread, no lazy loads racing a changing row).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from inference.signature import effective_signature
 from modelmgr.exceptions import NotFound
 from modelmgr.models import ModelVersion, Slot, VersionStatus
-from modelmgr.storage import version_content_hash
+from modelmgr.storage import content_store, version_content_hash
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class VersionSpec:
     min_vram_mb: int | None
     declared_signature: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    # config.json of a Hugging Face folder (language models), read for the memory estimate
+    llm_config: dict = field(default_factory=dict)
 
     def signature_for(self, contract: dict | None = None) -> dict:
         return effective_signature(
@@ -82,7 +85,23 @@ def version_spec_get(*, version_id: int) -> VersionSpec:
         min_vram_mb=version.min_vram_mb,
         declared_signature=version.signature or {},
         metadata=version.metadata if isinstance(version.metadata, dict) else {},
+        llm_config=_hf_config(version.framework or version.model.framework, files),
     )
+
+
+def _hf_config(framework: str, files: tuple[FileSpec, ...]) -> dict:
+    """The folder's config.json (small; read from the store) for a Hugging Face version."""
+    if framework != "huggingface":
+        return {}
+    config = next((f for f in files if f.path == "config.json"), None)
+    if config is None or config.size > 1024 * 1024:
+        return {}
+    try:
+        with content_store().open(config.sha256) as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError, NotFound):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def slot_contracts(names: list[str] | None = None) -> dict[str, dict]:

@@ -232,6 +232,12 @@ MODELMGR_WORKER_RAM_BUDGET_MB = env_int("MODELMGR_WORKER_RAM_BUDGET_MB", 0)
 # Fit estimate before a load: sum of artifact sizes x factor (or the version's min_vram_mb).
 MODELMGR_WORKER_MEMORY_FACTOR = env_float("MODELMGR_WORKER_MEMORY_FACTOR", 1.5)
 MODELMGR_LOAD_TIMEOUT_S = env_float("MODELMGR_LOAD_TIMEOUT_S", 120.0)
+# Language models (inference.runtimes.llm): concurrent generations per loaded model, the
+# requests that may wait for one (more: 503 with Retry-After), and the context length the
+# KV cache is sized for in the memory estimate (0 = the config's max_position_embeddings).
+MODELMGR_LLM_NUM_PARALLEL = env_int("MODELMGR_LLM_NUM_PARALLEL", 2)
+MODELMGR_LLM_MAX_QUEUE = env_int("MODELMGR_LLM_MAX_QUEUE", 16)
+MODELMGR_LLM_CONTEXT = env_int("MODELMGR_LLM_CONTEXT", 0)
 MODELMGR_RECONCILE_INTERVAL_S = env_float("MODELMGR_RECONCILE_INTERVAL_S", 10.0)
 # The web process commits a switch only after the worker swapped: the reconciler leaves a
 # slot changed by /switch alone this long before the database's desired state wins again.

@@ -39,6 +39,14 @@ def model_files(tmp_path_factory) -> ModelFiles:
     return ModelFiles(tmp_path_factory.mktemp("model-cache"))
 
 
+@pytest.fixture(scope="session")
+def llama_files(tmp_path_factory):
+    """Tiny Llama folders (tests.llmfiles), with or without a chat template."""
+    from tests.llmfiles import LlamaFiles
+
+    return LlamaFiles(tmp_path_factory.mktemp("llama-cache"))
+
+
 # --- personas -------------------------------------------------------------------
 
 

@@ -25,9 +25,11 @@ BUILTIN_RUNTIMES: dict[str, str] = {
     "torch_export": "inference.runtimes.torch_runtime.TorchExportRuntime",
     # Refused before it gets here unless an administrator marked the version trusted.
     "pytorch_pickle": "inference.runtimes.torch_runtime.TorchPickleRuntime",
+    # A Hugging Face folder runs when it is a causal language model (transformers).
+    "huggingface": "inference.runtimes.llm.CausalLMRuntime",
 }
 # Weights without an architecture: nothing to run.
-NO_GRAPH = {"safetensors", "pytorch_state_dict", "huggingface"}
+NO_GRAPH = {"safetensors", "pytorch_state_dict"}
 
 
 class LoadedModel(ABC):
@@ -40,6 +42,8 @@ class LoadedModel(ABC):
     memory_bytes: int = 0
     #: why warm-up was skipped, when it was
     warmup_note: str = ""
+    #: why tensor requests (/infer, predict, v2 infer) are refused, when they are
+    tensor_refusal: str = ""
 
     @abstractmethod
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...

@@ -7,6 +7,10 @@ A raw ASGI app like the control API (inference.server): it is the hot path. Rout
 - ``POST /api/v1/slots/{slot}/predict``: the web API's predict formats (inference.serving.v1).
 - ``/v2``, ``/v2/models/{slot}[/versions/{version}][/ready|/infer]``: the Open Inference
   Protocol (inference.serving.v2).
+- ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``: the
+  OpenAI-compatible API of the slots that serve language models (inference.serving.openai).
+- ``GET /api/tags``, ``GET /api/ps``, ``POST /api/show``, ``POST /api/generate``,
+  ``POST /api/chat``: the Ollama-compatible API of the same slots (inference.serving.ollama).
 
 Everything but the health probes needs a bearer token with the ``read`` scope (401
 otherwise, before the body is read); a token limited to other slots gets 403 naming the
@@ -27,6 +31,10 @@ from inference.metrics import metrics_endpoint, request_record, slot_label
 from inference.pool import short_error
 from inference.serving import v1
 from inference.serving.auth import CHALLENGE, TokenCache
+from inference.serving.ollama import PATHS as OLLAMA_PATHS
+from inference.serving.ollama import Ollama
+from inference.serving.openai import PATHS as OPENAI_PATHS
+from inference.serving.openai import OpenAI
 from inference.serving.runner import InferRunner
 from inference.serving.v2 import V2
 from inference.worker import Worker
@@ -42,6 +50,8 @@ class ServingApp:
         self.runner = runner
         self.tokens = TokenCache(settings.MODELMGR_TOKEN_CACHE_S)
         self.v2 = V2(worker, runner)
+        self.openai = OpenAI(worker, self.tokens)
+        self.ollama = Ollama(worker, self.tokens)
 
     def close(self) -> None:
         self.tokens.close()
@@ -62,6 +72,10 @@ class ServingApp:
             match = PREDICT_PATH.match(path)
             if match is not None:
                 return await self.predict(match["slot"], scope, receive, send)
+            if path.rstrip("/") in OPENAI_PATHS:
+                return await self.openai.handle(scope, receive, send)
+            if path.rstrip("/") in OLLAMA_PATHS:
+                return await self.ollama.handle(scope, receive, send)
             if path == "/v2" or path.startswith("/v2/"):
                 return await self.v2.handle(scope, receive, send, self.tokens)
             await self.tokens.authorize(scope["headers"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference.batching import Batcher
+from inference.errors import InvalidInput
 from inference.metrics import request_record, slot_label
 from inference.pool import PoolEntry, short_error
 from inference.worker import Worker
@@ -63,6 +64,8 @@ class InferRunner:
         ok, latency = False, None
         error: ModelmgrError | None = None
         try:
+            if entry.model.tensor_refusal:
+                raise InvalidInput(entry.model.tensor_refusal)
             if body_size > DECODE_IN_THREAD:
                 inputs = await loop.run_in_executor(self.threads, decode, entry.signature)
             else:

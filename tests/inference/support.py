@@ -128,3 +128,29 @@ def eventually(check, *, limit: float = 60.0, what: str = "condition"):
             return value
         time.sleep(0.01)
     raise AssertionError(f"{what} never happened")
+
+
+def llm_version(
+    owner,
+    llama_files,
+    tmp_path: Path,
+    *,
+    name: str = "tiny-llama",
+    version: str = "1",
+    chat_template: bool = True,
+    seed: int = 0,
+    **fields,
+) -> ModelVersion:
+    """A tiny real Llama folder (tests.llmfiles) stored as a huggingface version."""
+    from tests.llmfiles import folder_files
+
+    folder = llama_files.folder(
+        tmp_path / "built" / f"{name}-{version}", chat_template=chat_template, seed=seed
+    )
+    return make_version(
+        registered(owner, name, task="llm"),
+        version,
+        files=folder_files(folder),
+        framework="huggingface",
+        **fields,
+    )

@@ -148,7 +148,7 @@ def test_framework_without_a_runtime_names_the_ones_there_are():
     with pytest.raises(
         RuntimeUnavailable,
         match=r"framework keras has no runtime in this "
-        r"worker \(it runs: onnx, ",
+        r"worker \(it runs: huggingface, onnx, ",
     ):
         runtime_for("keras")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelmgr.registry.tokens import token_create
-from tests.inference.support import GATE_RUNTIMES, make_slot, onnx_version
+from tests.inference.support import GATE_RUNTIMES, llm_version, make_slot, onnx_version
 from tests.workerproc import start_worker
 
 QUIET = {
@@ -14,6 +14,7 @@ QUIET = {
     "MODELMGR_STATS_FLUSH_S": "3600",
     "MODELMGR_TOKEN_CACHE_S": "0.5",
 }
+LLM_ENV = {**QUIET, "MODELMGR_WORKER_DEVICE": "cpu"}
 
 
 def token(user, *, scopes=("read",), slots=(), name="robot") -> str:
@@ -37,3 +38,20 @@ def worker_proc(served_clf):
     with start_worker(env=QUIET) as worker_proc:
         worker_proc.wait_ready()
         yield worker_proc
+
+
+@pytest.fixture
+def llms(owner, llama_files, tmp_path):
+    """Slot chat: tiny-llama@1 (chat template); slot plain: plain@1 (no template)."""
+    chat = llm_version(owner, llama_files, tmp_path)
+    plain = llm_version(owner, llama_files, tmp_path, name="plain", chat_template=False)
+    make_slot("chat", chat)
+    make_slot("plain", plain)
+    return chat, plain
+
+
+@pytest.fixture
+def llm_worker(llms):
+    with start_worker(env=LLM_ENV) as worker:
+        worker.wait_ready()
+        yield worker
