@@ -6,7 +6,9 @@ sentences: enough to load, stream and count tokens for real in well under a seco
 
 from __future__ import annotations
 
+import io
 import shutil
+import zipfile
 from pathlib import Path
 
 SENTENCES = [
@@ -79,3 +81,14 @@ class LlamaFiles:
             build_tiny_llama(cached, chat_template=chat_template, seed=seed)
         shutil.copytree(cached, dest, dirs_exist_ok=True)
         return dest
+
+
+def zip_folder(folder: Path, dest: Path) -> Path:
+    """The folder as a zip upload (paths relative to the folder)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    dest.write_bytes(buffer.getvalue())
+    return dest

@@ -9,7 +9,7 @@ import pytest
 
 from modelmgr.models import AuditEvent, RegisteredModel
 from tests.api.helpers import upload
-from tests.llmfolder import build_llama, zip_folder
+from tests.llmfiles import build_tiny_llama, zip_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ URL = "/api/v1/models"
 
 @pytest.fixture(scope="session")
 def llama_dir(tmp_path_factory):
-    return build_llama(tmp_path_factory.mktemp("llama") / "tiny-llama")
+    return build_tiny_llama(tmp_path_factory.mktemp("llama") / "tiny-llama")
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from django.utils import timezone
 
 from modelmgr.models import ModelVersion, UsageBucket
 from tests.api.helpers import upload
-from tests.llmfolder import build_llama, zip_folder
+from tests.llmfiles import build_tiny_llama, zip_folder
 
 URL = "/api/v1/recommend"
 
 
 @pytest.fixture(scope="session")
 def llama_dir(tmp_path_factory):
-    return build_llama(tmp_path_factory.mktemp("llama-rec") / "tiny-llama")
+    return build_tiny_llama(tmp_path_factory.mktemp("llama-rec") / "tiny-llama")
 
 
 @pytest.fixture
