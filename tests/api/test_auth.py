@@ -48,7 +48,8 @@ def test_every_route_but_health_needs_authentication(client, owner, method, path
 
 
 # Predicting changes nothing: the read scope is enough for it (tests/api/test_predict_api.py).
-READ_SCOPE_POSTS = {"/api/v1/slots/1/predict"}
+# POSTs that only read: a prediction, a recommendation.
+READ_SCOPE_POSTS = {"/api/v1/slots/1/predict", "/api/v1/recommend"}
 
 
 @pytest.mark.parametrize(
