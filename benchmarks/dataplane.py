@@ -12,6 +12,8 @@ Targets (issue #10): on (b) at concurrency 1, added latency over (a) <= 0.3 ms p
 The load generator is `wrk` (C, one thread: ``-t1``, so the server keeps the other core;
 `apt-get install -y wrk`), with a Lua script for the POST body and the percentiles. Its
 own CPU is measured (``wrk_cpu_*``: CPU seconds per wall second; 1.0 = a whole core).
+The servers' CPU per request and their involuntary context switches (``*_server_*``)
+show whether a tail is the server's work or waiting for a core another process holds.
 Usage: .venv/bin/python benchmarks/dataplane.py [--seconds 10] [--inproc 20000]
 """
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,6 +78,29 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
         "failed": figure["FAILED"],
         "wrk_cpu": cpu / wall,
     }
+
+
+def server_usage(pids: list[int]) -> tuple[float, int]:
+    """CPU seconds and involuntary context switches (preemptions) of the server processes."""
+    cpu, preempted = 0.0, 0
+    for pid in pids:
+        proc = psutil.Process(pid)
+        times = proc.cpu_times()
+        cpu += times.user + times.system
+        preempted += proc.num_ctx_switches().involuntary
+    return cpu, preempted
+
+
+def measured(url: str, script: Path, seconds: int, connections: int, pids: list[int]) -> dict:
+    """A wrk run, plus the servers' CPU per request and how often they were preempted (on
+    a shared machine a preempted server waits a scheduler slice: milliseconds of tail)."""
+    cpu_before, preempted_before = server_usage(pids)
+    run = wrk(url, script, seconds, connections)
+    cpu_after, preempted_after = server_usage(pids)
+    requests = max(1.0, run["rps"] * seconds)
+    run["server_cpu_ms_per_req"] = (cpu_after - cpu_before) * 1000 / requests
+    run["server_preempted"] = preempted_after - preempted_before
+    return run
 
 
 def inprocess(model_path: Path, features: np.ndarray, n: int) -> list[float]:
@@ -148,10 +174,17 @@ def main() -> None:
             answer.raise_for_status()  # every route answers before it is measured
 
         inproc = inprocess(model_path, features, args.inproc)
+        servers = {  # the processes that answer each route
+            "serve": [dep.worker.pid],
+            "v2": [dep.worker.pid],
+            "web": [dep.web.pid, dep.worker.pid],
+        }
         for connections in (1, 32):
             for name, (url, _) in routes.items():
                 wrk(url, scripts[name], 2, connections)  # warm-up
-                runs[f"{name}_{connections}"] = wrk(url, scripts[name], args.seconds, connections)
+                runs[f"{name}_{connections}"] = measured(
+                    url, scripts[name], args.seconds, connections, servers[name]
+                )
     load_after = os.getloadavg()
 
     inproc_p50, inproc_p99 = percentile(inproc, 50), percentile(inproc, 99)
@@ -173,6 +206,8 @@ def main() -> None:
         figures[f"{key}_p99_ms"] = run["p99_ms"]
         figures[f"{key}_max_ms"] = run["max_ms"]
         figures[f"{key}_wrk_cpu"] = round(run["wrk_cpu"], 3)
+        figures[f"{key}_server_cpu_ms_per_req"] = round(run["server_cpu_ms_per_req"], 3)
+        figures[f"{key}_server_preempted"] = run["server_preempted"]
     figures["failed"] = sum(run["failed"] for run in runs.values())
     figures["loadavg_before"] = [round(x, 2) for x in load_before]
     figures["loadavg_after"] = [round(x, 2) for x in load_after]
@@ -187,7 +222,8 @@ def main() -> None:
     def row(run: dict) -> str:
         return (
             f"{run['rps']:7.0f} req/s  p50 {run['p50_ms']:.3f}  p99 {run['p99_ms']:.3f}  "
-            f"max {run['max_ms']:.1f} ms  (wrk {run['wrk_cpu']:.2f} core)"
+            f"max {run['max_ms']:.1f} ms  (wrk {run['wrk_cpu']:.2f} core; server "
+            f"{run['server_cpu_ms_per_req']:.3f} ms CPU/req, preempted {run['server_preempted']}x)"
         )
 
     print_table(
