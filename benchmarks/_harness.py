@@ -188,7 +188,9 @@ class ServingDeployment(Deployment):
     def __init__(self) -> None:
         super().__init__()
         self.worker_port = free_port()
+        self.serve_port = free_port()  # the worker's public serving port (8002 may be taken)
         self.web_port = free_port()
+        self.read_token = ""  # a read-only token, as a robot on the serving port holds
         self.env["MODELMGR_WORKER_URL"] = f"http://127.0.0.1:{self.worker_port}"
         self.env.setdefault("MODELMGR_RECONCILE_INTERVAL_S", "30")
         self.worker: subprocess.Popen | None = None
@@ -201,6 +203,14 @@ class ServingDeployment(Deployment):
     @property
     def worker_url(self) -> str:
         return f"http://127.0.0.1:{self.worker_port}"
+
+    @property
+    def serve_url(self) -> str:
+        return f"http://127.0.0.1:{self.serve_port}"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.read_token = self.manage("create_token", "bench", "--name", "robot").strip()
 
     def register(self, path: Path, *, name: str, version: str, task: str = "classifier") -> None:
         self.manage(
@@ -226,9 +236,14 @@ class ServingDeployment(Deployment):
                 "127.0.0.1",
                 "--port",
                 str(self.worker_port),
+                "--serve-host",
+                "127.0.0.1",
+                "--serve-port",
+                str(self.serve_port),
             ],
             f"{self.worker_url}/live",
         )
+        self.wait_serving()
         self.web = self.start_web(self.web_port)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -240,8 +255,22 @@ class ServingDeployment(Deployment):
             time.sleep(0.2)
         raise RuntimeError("worker never became ready")
 
+    def wait_serving(self, timeout: float = 30) -> None:
+        """The serving port binds beside the control API; wait until it answers too."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.serve_url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the worker's serving port {self.serve_url} never answered")
+
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def read_auth(self) -> dict[str, str]:
+        """The read-only token's header, for the serving port."""
+        return {"Authorization": f"Bearer {self.read_token}"}
 
 
 @contextlib.contextmanager

@@ -3,8 +3,13 @@ limited to some slots), looked up in the database and cached for MODELMGR_TOKEN_
 
 A lookup runs in a thread of its own (the ORM never runs on the event loop); requests
 that arrive with the same uncached token while it runs wait for that one lookup. A
-revoked token or a deactivated user stops working within the cache time, unknown
-tokens included (a miss is cached too, so a bad token cannot make every request a query).
+token in use is looked up again in the background during the last fifth of its cache
+time, while its requests go on with the cached answer, which is still within its time:
+so a busy robot's requests never all wait for a thread and a query when the entry
+expires (on a loaded machine that stalled every in-flight request of the token for
+tens of ms). A revoked token or a deactivated user stops working within the cache
+time, unknown tokens included (a miss is cached too, so a bad token cannot make every
+request a query).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from modelmgr.exceptions import Forbidden, ModelmgrError
 from modelmgr.models import ApiToken
 
 MAX_CACHED = 10_000
+REFRESH_AHEAD = 0.2  # the last fraction of an entry's time in which a use refreshes it
 CHALLENGE = (b"www-authenticate", b'Bearer realm="modelmgr"')
 
 
@@ -64,20 +70,33 @@ class TokenCache:
         now = time.monotonic()
         cached = self._cache.get(raw)
         if cached is not None and cached[0] > now:
+            if cached[0] - now < self.ttl_s * REFRESH_AHEAD and raw not in self._pending:
+                self._lookup(raw)  # in the background: this request keeps the valid entry
             return cached[1]
         pending = self._pending.get(raw)
         if pending is None:
-            loop = asyncio.get_running_loop()
-            pending = self._pending[raw] = loop.run_in_executor(self._threads, _lookup, raw)
-            try:
-                found = await pending
-            finally:
-                del self._pending[raw]
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[raw] = (time.monotonic() + self.ttl_s, found)
-            return found
+            pending = self._lookup(raw)
         return await asyncio.shield(pending)
+
+    def refreshing(self, raw: str) -> bool:
+        """Whether a lookup of ``raw`` is in flight."""
+        return raw in self._pending
+
+    def _lookup(self, raw: str) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = self._pending[raw] = loop.run_in_executor(self._threads, _lookup, raw)
+        future.add_done_callback(lambda done: self._store(raw, done))
+        return future
+
+    def _store(self, raw: str, done: asyncio.Future) -> None:
+        del self._pending[raw]
+        # A failed lookup is not cached: the requests that awaited it get its error; a
+        # failed background refresh leaves the entry to expire and be looked up again.
+        if done.cancelled() or done.exception() is not None:
+            return
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[raw] = (time.monotonic() + self.ttl_s, done.result())
 
     async def authorize(self, headers, *, slot: str | None = None) -> Grant:
         """The grant of the request's bearer token with the ``read`` scope (and ``slot``).
