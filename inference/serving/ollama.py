@@ -17,7 +17,6 @@ import time
 from datetime import UTC, datetime
 
 from inference.asgi import BadRequest, json_payload, predict_body_limit_check, read_body
-from inference.pool import short_error
 from inference.runtimes.llm import CausalLM
 from inference.serving.auth import CHALLENGE, TokenCache
 from inference.serving.generation import (
@@ -27,9 +26,10 @@ from inference.serving.generation import (
     resolve_slot,
     watch_disconnect,
 )
+from inference.serving.guard import answered
 from inference.serving.openai import MethodNotAllowed, generation_request
 from inference.worker import Worker
-from modelmgr.exceptions import Forbidden, ModelmgrError
+from modelmgr.exceptions import Forbidden
 
 PATHS = {"/api/tags", "/api/ps", "/api/show", "/api/generate", "/api/chat"}
 NDJSON = [(b"content-type", b"application/x-ndjson")]
@@ -67,35 +67,21 @@ async def send_body(send, status: int, payload: dict, headers: list | None = Non
     await send({"type": "http.response.body", "body": body})
 
 
+async def send_error(send, status: int, detail: str) -> None:
+    """Ollama's error shape (``error``), with ``detail`` like every modelmgr answer."""
+    headers = [CHALLENGE] if status == 401 else []
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send_body(send, status, {"error": detail, "detail": detail}, headers)
+
+
 class Ollama:
     def __init__(self, worker: Worker, tokens: TokenCache):
         self.worker = worker
         self.tokens = tokens
 
     async def handle(self, scope, receive, send) -> None:
-        started = False
-
-        async def tracked(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.route(scope, receive, tracked)
-        except ModelmgrError as exc:
-            if not started:
-                headers = [CHALLENGE] if exc.status == 401 else []
-                if exc.status == 503:
-                    headers.append((b"retry-after", b"1"))
-                await send_body(
-                    send, exc.status, {"error": exc.detail, "detail": exc.detail}, headers
-                )
-        except Exception as exc:
-            if started:
-                raise
-            detail = f"internal error: {short_error(exc)}"
-            await send_body(send, 500, {"error": detail, "detail": detail})
+        await answered(self.route, scope, receive, send, send_error)
 
     async def route(self, scope, receive, send) -> None:
         path, method = scope["path"].rstrip("/"), scope["method"]

@@ -20,7 +20,6 @@ import time
 import uuid
 
 from inference.asgi import BadRequest, json_payload, predict_body_limit_check, read_body
-from inference.pool import short_error
 from inference.runtimes.llm import CausalLM, GenerationRequest
 from inference.serving.auth import CHALLENGE, TokenCache
 from inference.serving.generation import (
@@ -30,6 +29,7 @@ from inference.serving.generation import (
     resolve_slot,
     watch_disconnect,
 )
+from inference.serving.guard import answered
 from inference.worker import Worker
 from modelmgr.exceptions import Forbidden, ModelmgrError
 
@@ -80,24 +80,7 @@ class OpenAI:
         self.tokens = tokens
 
     async def handle(self, scope, receive, send) -> None:
-        started = False
-
-        async def tracked(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.route(scope, receive, tracked)
-        except ModelmgrError as exc:
-            if not started:
-                await send_error(send, exc.status, exc.detail)
-        except Exception as exc:
-            if not started:
-                await send_error(send, 500, f"internal error: {short_error(exc)}")
-            else:
-                raise
+        await answered(self.route, scope, receive, send, send_error)
 
     async def route(self, scope, receive, send) -> None:
         path, method = scope["path"].rstrip("/"), scope["method"]
