@@ -16,7 +16,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from inference.asgi import BadRequest, json_payload, predict_body_limit_check, read_body
+from inference.asgi import BadRequest, json_payload, predict_body_limit_check, read_body, send_json
 from inference.runtimes.llm import CausalLM
 from inference.serving.auth import CHALLENGE, TokenCache
 from inference.serving.generation import (
@@ -51,28 +51,12 @@ def details(model: CausalLM) -> dict:
     }
 
 
-async def send_body(send, status: int, payload: dict, headers: list | None = None) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 async def send_error(send, status: int, detail: str) -> None:
     """Ollama's error shape (``error``), with ``detail`` like every modelmgr answer."""
     headers = [CHALLENGE] if status == 401 else []
     if status == 503:
         headers.append((b"retry-after", b"1"))
-    await send_body(send, status, {"error": detail, "detail": detail}, headers)
+    await send_json(send, status, {"error": detail, "detail": detail}, headers)
 
 
 class Ollama:
@@ -89,7 +73,7 @@ class Ollama:
         if path in ("/api/tags", "/api/ps"):
             if method != "GET":
                 raise MethodNotAllowed(f"use GET for {path}")
-            return await send_body(send, 200, {"models": self.listing(grant, path == "/api/ps")})
+            return await send_json(send, 200, {"models": self.listing(grant, path == "/api/ps")})
         if method != "POST":
             raise MethodNotAllowed(f"use POST for {path}")
         predict_body_limit_check(scope["headers"])
@@ -155,7 +139,7 @@ class Ollama:
             raise BadRequest(f"slot {slot} serves {entry.ref}, which is not a language model")
         template = getattr(model.tokenizer, "chat_template", None) or ""
         info = {f"{k}": v for k, v in model.config.items() if isinstance(v, (int, float, str))}
-        await send_body(
+        await send_json(
             send,
             200,
             {
@@ -196,7 +180,7 @@ class Ollama:
             async with contextlib.aclosing(generation.pieces()) as pieces:
                 async for _ in pieces:
                     pass
-            return await send_body(send, 200, final(generation.text))
+            return await send_json(send, 200, final(generation.text))
         await send({"type": "http.response.start", "status": 200, "headers": NDJSON})
         async with contextlib.aclosing(generation.pieces()) as pieces:
             async for piece in pieces:

@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 
-from inference.asgi import BadRequest, json_payload, predict_body_limit_check, read_body
+from inference.asgi import BadRequest, json_payload, predict_body_limit_check, read_body, send_json
 from inference.runtimes.llm import CausalLM, GenerationRequest
 from inference.serving.auth import CHALLENGE, TokenCache
 from inference.serving.generation import (
@@ -58,20 +58,10 @@ def openai_error_body(status: int, detail: str) -> dict:
 
 
 async def send_error(send, status: int, detail: str) -> None:
-    headers = [(b"content-type", b"application/json")]
-    if status == 401:
-        headers.append(CHALLENGE)
+    headers = [CHALLENGE] if status == 401 else []
     if status in (429, 503):
         headers.append((b"retry-after", b"1"))
-    body = json.dumps(openai_error_body(status, detail)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, openai_error_body(status, detail), headers)
 
 
 class OpenAI:
@@ -130,7 +120,7 @@ class OpenAI:
                     "chat_template": entry.model.has_chat_template,
                 }
             )
-        await send_json_body(send, 200, {"object": "list", "data": data})
+        await send_json(send, 200, {"object": "list", "data": data})
 
     async def whole(self, send, generation: Generation, ref: str, *, chat: bool) -> None:
         async with contextlib.aclosing(generation.pieces()) as pieces:
@@ -142,7 +132,7 @@ class OpenAI:
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice.update(text=text, logprobs=None)
-        await send_json_body(
+        await send_json(
             send,
             200,
             {
@@ -192,21 +182,6 @@ class OpenAI:
 
 def new_id(chat: bool) -> str:
     return ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-
-
-async def send_json_body(send, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _number(payload: dict, key: str, default: float, low: float, high: float) -> float:
