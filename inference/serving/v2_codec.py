@@ -98,7 +98,15 @@ def _tensor_from(item: dict, binary: memoryview, offset: int) -> tuple[np.ndarra
             f"input {name!r}: shape {shape} holds {count} values, data has {values.size}"
         )
     with np.errstate(over="ignore", invalid="ignore"):
-        return values.astype(dtype, copy=False).reshape(shape), offset
+        array = values.astype(dtype, copy=False).reshape(shape)
+    # As on v1 (inference.signature): 1e400 parses as infinity and NaN is a token Python's
+    # json accepts; neither is a number to feed a model from JSON.
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise V2BadRequest(
+            f"input {name!r} has values that are not finite {datatype} numbers "
+            "(NaN, infinity, or beyond the datatype's range)"
+        )
+    return array, offset
 
 
 def parse_infer_request(body: bytes, header_length: int | None) -> InferRequest:

@@ -87,6 +87,14 @@ def test_json_data_may_be_flat_or_nested_and_takes_the_datatype():
             ],
             "input 'a' is given twice",
         ),
+        (  # 1e400 in a JSON body parses as infinity
+            [{"name": "a", "datatype": "FP32", "shape": [2], "data": [float("inf"), 1]}],
+            "input 'a' has values that are not finite FP32 numbers",
+        ),
+        (  # beyond float32's range: infinity once cast
+            [{"name": "a", "datatype": "FP32", "shape": [1], "data": [1e39]}],
+            "input 'a' has values that are not finite FP32 numbers",
+        ),
     ],
 )
 def test_bad_json_tensors_are_400_naming_the_input(inputs, message):
