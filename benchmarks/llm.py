@@ -4,8 +4,13 @@ versus in-process ``generate`` of the same model, then streams across LLM swaps.
 Targets (issue #11): streaming overhead <= 10 % of in-process tokens/s for one stream;
 0 failed streams across 20 LLM swaps under 8 streams.
 The model is the tests' tiny random Llama (tests/llmfiles.py) unless --folder names a
-Hugging Face causal-LM folder; a tiny model makes the per-token overhead most visible.
+Hugging Face causal-LM folder; a tiny model makes the per-token overhead most visible,
+``--hidden 512 --layers 8`` builds one whose token costs what a small real model's does
+on a CPU. The in-process and route runs alternate (``--rounds`` each) and the overhead is
+the median of the per-round ratios, so a change in the machine's load between them does
+not decide the figure.
 Usage: .venv/bin/python benchmarks/llm.py [--tokens 128] [--swaps 20] [--streams 8]
+       [--hidden 32] [--layers 2] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -21,50 +26,52 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _harness import emit, free_port, percentile, print_table, serving_deployment  # noqa: E402
+from _harness import emit, percentile, print_table, serving_deployment  # noqa: E402
 
 PROMPT = "the quick brown fox"
 
 
-def in_process(folder: Path, tokens: int) -> tuple[float, float]:
-    """(tokens/s, time to first token in ms) of model.generate with a streamer, greedy."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.generation.streamers import BaseStreamer
+class InProcess:
+    """``model.generate`` with a streamer in this process, greedy, on the worker's device."""
 
-    # The worker's torch threads (MODELMGR_WORKER_INTRA_OP_THREADS, else 1-2), for a fair race.
-    torch.set_num_threads(2 if (os.cpu_count() or 1) >= 4 else 1)
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
-    ids = torch.tensor([tok(PROMPT)["input_ids"]])
-    marks: list[float] = []
+    def __init__(self, folder: Path):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    class Clock(BaseStreamer):
-        def put(self, value):
-            marks.append(time.perf_counter())
+        # The worker's torch threads (MODELMGR_WORKER_INTRA_OP_THREADS, else 1-2): a fair race.
+        torch.set_num_threads(2 if (os.cpu_count() or 1) >= 4 else 1)
+        self.torch = torch
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        self.tok = AutoTokenizer.from_pretrained(str(folder))
+        self.model = AutoModelForCausalLM.from_pretrained(str(folder)).eval().to(device)
+        self.ids = torch.tensor([self.tok(PROMPT)["input_ids"]], device=device)
 
-        def end(self):
-            pass
+    def run(self, tokens: int) -> tuple[float, float]:
+        """(tokens/s, time to first token in ms) of one generation."""
+        from transformers.generation.streamers import BaseStreamer
 
-    best = (0.0, 0.0)
-    for _ in range(3):
-        marks.clear()
+        marks: list[float] = []
+
+        class Clock(BaseStreamer):
+            def put(self, value):
+                marks.append(time.perf_counter())
+
+            def end(self):
+                pass
+
         started = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(
-                ids,
+        with self.torch.inference_mode():
+            out = self.model.generate(
+                self.ids,
                 max_new_tokens=tokens,  # greedy: the same tokens the route generates
                 do_sample=False,
                 streamer=Clock(),
-                pad_token_id=tok.eos_token_id,
-                attention_mask=torch.ones_like(ids),
+                pad_token_id=self.tok.eos_token_id,
+                attention_mask=self.torch.ones_like(self.ids),
             )
         elapsed = time.perf_counter() - started
-        made = out.shape[1] - ids.shape[1]
-        rate = made / elapsed
-        if rate > best[0]:
-            best = (rate, (marks[1] - started) * 1000)  # marks[0] is the prompt
-    return best
+        made = out.shape[1] - self.ids.shape[1]
+        return made / elapsed, (marks[1] - started) * 1000  # marks[0] is the prompt
 
 
 def one_stream(client, tokens: int) -> tuple[int, float, float]:
@@ -91,18 +98,21 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--folder", type=Path)
+    parser.add_argument("--hidden", type=int, default=32, help="built model's hidden size")
+    parser.add_argument("--layers", type=int, default=2, help="built model's layers")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each")
     args = parser.parse_args()
     import openai
 
     from tests.llmfiles import build_tiny_llama
 
     with serving_deployment() as dep:
-        serve_port = free_port()
-        dep.env["MODELMGR_SERVE_PORT"] = str(serve_port)
         dep.env["MODELMGR_LLM_NUM_PARALLEL"] = str(args.streams)
         folders = []
         for seed in (1, 2):
-            folder = args.folder or build_tiny_llama(dep.tmp / f"llama-{seed}", seed=seed)
+            folder = args.folder or build_tiny_llama(
+                dep.tmp / f"llama-{seed}", seed=seed, hidden_size=args.hidden, layers=args.layers
+            )
             folders.append(folder)
             dep.register(folder, name="bench-llm", version=str(seed), task="llm")
         dep.start_all()
@@ -110,14 +120,21 @@ def main() -> None:
             web.post("/api/v1/slots", json={"name": "bench", "task": "llm"}).raise_for_status()
             web.post("/api/v1/switch", json={"bench": "bench-llm@1"}).raise_for_status()
         dep.wait_ready()
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{serve_port}/v1", api_key=dep.token, max_retries=0
-        )
-        local_rate, local_ttft = in_process(folders[0], args.tokens)
-        one_stream(client, 8)  # warm the route
-        runs = [one_stream(client, args.tokens) for _ in range(3)]
-        made, seconds, ttft = max(runs, key=lambda r: r[0] / r[1])
-        route_rate = made / seconds
+        client = openai.OpenAI(base_url=f"{dep.serve_url}/v1", api_key=dep.token, max_retries=0)
+        local = InProcess(folders[0])
+        local.run(8)  # warm both
+        one_stream(client, 8)
+        locals_, routes = [], []
+        for _ in range(args.rounds):
+            locals_.append(local.run(args.tokens))
+            made, seconds, first = one_stream(client, args.tokens)
+            routes.append((made / seconds, first))
+        ratios = [route[0] / mine[0] for mine, route in zip(locals_, routes, strict=True)]
+        local_rate = percentile([r[0] for r in locals_], 50)
+        local_ttft = percentile([r[1] for r in locals_], 50)
+        route_rate = percentile([r[0] for r in routes], 50)
+        ttft = percentile([r[1] for r in routes], 50)
+        del local
         # Many streams at once.
         results: list[tuple[int, float, float]] = []
         started = time.perf_counter()
@@ -157,13 +174,16 @@ def main() -> None:
         stop.set()
         for t in workers:
             t.join(120)
-    overhead = 100 * (1 - route_rate / local_rate)
+    overhead = 100 * (1 - percentile(ratios, 50))
     figures = {
+        "model": "folder" if args.folder else f"llama hidden {args.hidden}, {args.layers} layers",
+        "rounds": args.rounds,
         "in_process_tokens_per_s": round(local_rate, 1),
         "in_process_ttft_ms": round(local_ttft, 1),
         "route_tokens_per_s": round(route_rate, 1),
         "route_ttft_ms": round(ttft, 1),
         "streaming_overhead_pct": round(overhead, 1),
+        "overhead_pct_per_round": [round(100 * (1 - r), 1) for r in ratios],
         f"{args.streams}_streams_tokens_per_s": round(many_rate, 1),
         f"{args.streams}_streams_ttft_ms_p50": round(percentile([r[2] for r in results], 50), 1),
         "swaps": args.swaps,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from inference.errors import BodyTooLarge
+from inference.errors import BodyTooLarge, InvalidInput
 from modelmgr.exceptions import ModelmgrError
 
 MAX_BODY = 512 * 1024 * 1024
@@ -76,3 +76,33 @@ def version_id_of(payload: dict) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadRequest("version_id must be an integer")
     return value
+
+
+def switch_id_of(payload: dict) -> str:
+    switch_id = payload.get("switch_id")
+    if not isinstance(switch_id, str) or not switch_id:
+        raise BadRequest("switch_id must be a non-empty string")
+    return switch_id
+
+
+def switch_request(payload: dict) -> tuple[str, dict, dict]:
+    """(switch_id, slots, shares) of a /switch or /prepare body; 400/422 when malformed."""
+    switch_id = payload.get("switch_id", "")
+    slots = payload.get("slots")
+    shares = payload.get("shares") or {}
+    if not isinstance(switch_id, str):
+        raise BadRequest("switch_id must be a string")
+    if not isinstance(shares, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+        for v in shares.values()
+    ):
+        raise InvalidInput('shares must be an object {"slot": share from 0 to 1}')
+    if not isinstance(slots, dict) or not slots:
+        raise InvalidInput('slots must be a non-empty object {"slot": version_id}')
+    for name, version_id in slots.items():
+        if not name or (
+            version_id is not None
+            and (not isinstance(version_id, int) or isinstance(version_id, bool))
+        ):
+            raise InvalidInput(f"slot {name!r}: the version must be an integer id or null")
+    return switch_id, slots, shares

@@ -33,6 +33,9 @@ class PoolEntry:
     # Growth of the process (RSS, or CUDA allocated on a GPU) across load and warm-up.
     measured_bytes: int | None = None
     signature_recorded: bool = False
+    # Language models: idle seconds before an unserved, unpinned copy is unloaded
+    # (inference.keep_alive; negative = forever). None: not subject to keep-alive.
+    keep_alive_s: float | None = None
 
     @property
     def version_id(self) -> int:

@@ -20,6 +20,7 @@ from django.conf import settings
 from inference.device import MB
 from inference.entry import PoolEntry, short_error
 from inference.errors import LoadFailed, LoadTimeout
+from inference.keep_alive import is_language_model
 from inference.materialize import version_materialize
 from inference.memory import LoadMeter
 from inference.observe import observe_signature
@@ -93,6 +94,11 @@ class PoolLoading:
             self.set_pinned(spec.id, True)
         return entry, fresh
 
+    def load_detached(self, spec: VersionSpec, signature: dict) -> PoolEntry:
+        """Load and warm up a copy that the pool does not hold (a profile's): no slot
+        routes to it and the caller unloads it (``entry.model.unload()``)."""
+        return self._load_blocking(spec, signature, None)
+
     def _run_load(self, job: LoadJob, signature: dict, progress) -> None:
         try:
             entry = self._load_blocking(job.spec, signature, progress)
@@ -121,7 +127,8 @@ class PoolLoading:
             raise NotDeployable(problem)
         runtime = runtime_for(spec.framework)
         started = time.perf_counter()
-        folder = version_materialize(spec=spec)
+        # A provided version has no files: the provider runs it.
+        folder = version_materialize(spec=spec) if spec.provider is None else None
         meter = LoadMeter(self.device)
         try:
             if hasattr(runtime, "load_version"):  # runtimes that read the version's metadata
@@ -159,6 +166,7 @@ class PoolLoading:
             inline=warmed and warmup_ms < inline_ms,
             observed_signature=observed,
             measured_bytes=meter.delta(),
+            keep_alive_s=spec.keep_alive_s if is_language_model(model) else None,
         )
 
     def _held_bytes(self, spec: VersionSpec, model: LoadedModel) -> int:

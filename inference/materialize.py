@@ -1,7 +1,8 @@
 """Lay a version's files out as a folder the runtimes can open, and check they are intact.
 
 ``MODELMGR_WORKER_CACHE_DIR/<content_hash>/<path>``: hardlinked from the local artifact
-store when it is on the same filesystem, else stream-copied. The folder appears with one
+store when it is on the same filesystem, else stream-copied (from S3: the object's body
+streamed into the cache file, hashed in the same pass). The folder appears with one
 rename, so a reader never sees a half-built one and later loads reuse it. Every file's
 sha256 is checked while the folder is built and again each time it is reused (a switch,
 a rollback, a restore), because a hardlinked file *is* the stored blob: a blob corrupted
@@ -121,8 +122,10 @@ def _store_check(spec: VersionSpec, store: ContentStore) -> set[tuple[int, ...]]
 
     A local store's blob goes through ``artifact_check`` (a stat when this process has
     seen it intact and it has not changed since; a hardlinked cache file is the same
-    file, so it costs nothing more). A remote store's blob is read through the store
-    (what every hash check costs with such a storage).
+    file, so it costs nothing more). A remote store's (S3) blob must still be there with
+    its size (one HEAD): the cached copy is a separate file, hashed when it was fetched
+    and again by ``_folder_intact``, so re-downloading the object on every reuse would
+    check nothing the cache does not already hold.
 
     Returns the identities of the local files found intact, so that the cached folder's
     check does not hash a hardlink to one of them a second time.
@@ -134,9 +137,10 @@ def _store_check(spec: VersionSpec, store: ContentStore) -> set[tuple[int, ...]]
             if source is not None:
                 artifact_check(source, item, spec)
                 checked.add(_identity(os.stat(source)))
-            else:
-                actual, _ = store.hash_of(item.sha256)
-                _check(actual, item, spec)
+            elif store.size_of(item.sha256) != item.size:
+                raise IntegrityFailure(
+                    f"artifact {item.path} of {spec.ref} has the wrong size in the artifact store"
+                )
         except (FileNotFoundError, NotFound):
             raise NotFound(
                 f"artifact {item.path} of {spec.ref} is missing from the artifact store"

@@ -20,10 +20,10 @@ from django.conf import settings
 from inference.device import MB, DeviceInfo, MemoryReading, memory_reading
 from inference.entry import DRAINING, READY, UNLOADED, UNLOADING, PoolEntry, short_error
 from inference.errors import InsufficientMemory
-from inference.llm_memory import llm_estimate
 from inference.loading import LoadJob, PoolLoading
 from inference.versions import VersionSpec
 from modelmgr.exceptions import InUse, NotFound
+from modelmgr.memory_need import shape_from_config, version_need
 
 log = logging.getLogger("inference")
 __all__ = [
@@ -88,18 +88,16 @@ class ModelPool(PoolLoading):
             return [*self._entries.values(), *self._releasing]
 
     def estimate(self, spec: VersionSpec) -> int:
-        if spec.min_vram_mb:
-            return spec.min_vram_mb * MB
-        if spec.llm_config:
-            # A language model: weights + the KV cache of every parallel generation.
-            return llm_estimate(
-                spec.llm_config,
-                metadata=spec.metadata,
-                weights_bytes=spec.size_bytes,
-                parallel=settings.MODELMGR_LLM_NUM_PARALLEL,
-                context=settings.MODELMGR_LLM_CONTEXT,
-            )
-        return int(spec.size_bytes * self.memory_factor)
+        """The admission figure: modelmgr.memory_need, the one the web shows before a switch."""
+        shape = shape_from_config(spec.llm_config, spec.metadata) if spec.llm_config else None
+        return version_need(
+            min_vram_mb=spec.min_vram_mb,
+            size_bytes=spec.size_bytes,
+            memory_factor=self.memory_factor,
+            shape=shape,
+            parallel=settings.MODELMGR_LLM_NUM_PARALLEL,
+            context=settings.MODELMGR_LLM_CONTEXT,
+        ).total_bytes
 
     def memory(self) -> MemoryReading:
         with self._lock:
@@ -111,6 +109,11 @@ class ModelPool(PoolLoading):
         return MemoryReading(
             reading.kind, reading.budget_bytes, reading.used_bytes + self._reserved
         )
+
+    def plan_view(self) -> tuple[MemoryReading, list[PoolEntry], set[int]]:
+        """One consistent snapshot for planning (inference.fit): memory, entries, served."""
+        with self._lock:
+            return self._reading(), list(self._entries.values()), set(self.served_ids())
 
     # --- loading ---------------------------------------------------------------------
     def reuse(self, version_id: int) -> tuple[PoolEntry | None, bool]:
@@ -172,6 +175,21 @@ class ModelPool(PoolLoading):
             )
             self._finish_unload(victim)
 
+    def reserve_free(self, spec: VersionSpec) -> int:
+        """Reserve the estimate of ``spec`` in what is free now, evicting nothing (a
+        profile's copy, inference.profile); InsufficientMemory names need and free."""
+        needed = self.estimate(spec)
+        with self._lock:
+            reading = self._reading()
+            if needed > reading.free_bytes:
+                raise InsufficientMemory(
+                    f"profiling {spec.ref} needs {needed / MB:.0f} MB, "
+                    f"{reading.free_bytes / MB:.0f} MB free of {reading.budget_bytes / MB:.0f} MB "
+                    "budget (a profile evicts nothing: free memory first)"
+                )
+            self._reserved += needed
+        return needed
+
     def unreserve(self, nbytes: int) -> None:
         with self._lock:
             self._reserved -= nbytes
@@ -214,6 +232,26 @@ class ModelPool(PoolLoading):
                 return
             self._begin_unload(entry)
         self._unloader.submit(self._finish_unload, entry)
+
+    def expire(self, entry: PoolEntry, now: float) -> bool:
+        """Unload a language model whose keep-alive ran out (inference.keep_alive): idle,
+        ready, unpinned, served by no slot, and idle for longer than its keep_alive_s.
+        Checked under the lock, so a request that just took it keeps it. True if so."""
+        with self._lock:
+            keep = entry.keep_alive_s
+            if (
+                keep is None
+                or keep < 0
+                or entry.state != READY
+                or entry.pinned
+                or entry.in_flight
+                or entry.last_used + keep > now
+                or entry.version_id in self.served_ids()
+            ):
+                return False
+            self._begin_unload(entry)
+        self._unloader.submit(self._finish_unload, entry)
+        return True
 
     def unload(self, version_id: int) -> PoolEntry:
         """Unload a version no slot serves (pinned or not); waits unless requests hold it."""

@@ -26,8 +26,14 @@ from django.conf import settings
 
 from inference.batching import BatchConfig
 from inference.pins import pins_run
+from inference.router import CANARY, arm_key
 from inference.switch import switch_apply
-from inference.versions import desired_batching, desired_state
+from inference.versions import (
+    desired_batching,
+    desired_llm_limits,
+    desired_shares,
+    desired_state,
+)
 
 if TYPE_CHECKING:
     from inference.worker import Worker
@@ -91,12 +97,13 @@ def reconcile_run(
     """
     requested = time.monotonic()  # before waiting for the lock: switches queued ahead count
     with worker.control_lock:
-        desired = desired_state()
+        desired = desired_state(worker.group)
         # Batching settings are desired state too; the mapping is replaced whole, which
         # the event loop reads without a lock (inference.batching).
         worker.batching = {
             slot: BatchConfig(*config) for slot, config in desired_batching().items()
         }
+        worker.llm_limits = desired_llm_limits()  # likewise (inference.serving.generation)
         now = time.monotonic()
         overrule = (
             {slot for slot, at in worker.switch_arrived.items() if at < requested}
@@ -114,20 +121,49 @@ def reconcile_run(
             force=force,
             overrule=overrule,
         )
+        shares = _share_drift(worker, changes, now=now, overrule=overrule)
         for slot in settled:
             worker.switched_at.pop(slot, None)
             worker.switch_arrived.pop(slot, None)
             worker.failures.pop(slot, None)
             worker.errors.pop(slot, None)
-        changed = _slots_apply(worker, changes, now=now, restoring=restoring) if changes else {}
+        if changes:
+            changed = _slots_apply(worker, changes, shares, now=now, restoring=restoring)
+        else:
+            changed = {}
+            if shares:
+                worker.router.swap({}, shares)
         result = {"changed": changed, "errors": dict(worker.errors)}
         if pins:
             result["pins"] = pins_run(worker, force=force)
         return result
 
 
+def _share_drift(
+    worker: Worker, changes: dict[str, int | None], *, now: float, overrule: set[str]
+) -> dict[str, float]:
+    """The canary shares to set: every changing canary's, and those of canaries whose
+    share alone differs from the database (unless a /switch set it within the grace)."""
+    actual = worker.router.actual_shares()
+    grace = settings.MODELMGR_SWITCH_GRACE_S
+    shares = {}
+    for slot, share in desired_shares().items():
+        key = arm_key(slot, CANARY)
+        if key in changes:
+            shares[slot] = share
+        elif slot in actual and actual[slot] != share:
+            if key in overrule or now - worker.switched_at.get(key, float("-inf")) >= grace:
+                shares[slot] = share
+    return shares
+
+
 def _slots_apply(
-    worker: Worker, changes: dict[str, int | None], *, now: float, restoring: bool
+    worker: Worker,
+    changes: dict[str, int | None],
+    shares: dict[str, float],
+    *,
+    now: float,
+    restoring: bool,
 ) -> dict[str, str | None]:
     """Bring the changed slots to their desired versions (not all-or-nothing); record
     each slot's failure for the retry; return slot -> the ref it serves now."""
@@ -138,7 +174,9 @@ def _slots_apply(
                 f"restoring slots: {event['phase']} {event['slot']} ({event['ref']})"
             )
 
-    result = switch_apply(worker, slots=changes, emit=emit, atomic=False, source="reconcile")
+    result = switch_apply(
+        worker, slots=changes, emit=emit, atomic=False, source="reconcile", shares=shares
+    )
     failed = result.get("errors", {})
     for slot, version_id in changes.items():
         if slot in failed:

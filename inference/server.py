@@ -2,9 +2,11 @@
 
 Robots use the public serving port (inference.serving.app); /infer here is the same
 inference without auth, for the web process and tools on the private side
-(inference.serving.runner does the work). Control calls (switch, load, unload,
-reconcile) run in threads and never hold up serving. Errors are {"detail": "..."} with
-the status of the domain exception.
+(inference.serving.runner does the work), and so are the OpenAI routes
+(/v1/models, /v1/chat/completions, /v1/completions: inference.serving.openai, the same
+handler as on the serving port), which the web relays for its chat playground. Control
+calls (switch, load, unload, reconcile) run in threads and never hold up serving.
+Errors are {"detail": "..."} with the status of the domain exception.
 """
 
 from __future__ import annotations
@@ -18,11 +20,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
-from inference.asgi import BadRequest, json_payload, read_body, send_json, version_id_of
-from inference.errors import InvalidInput
+from inference.asgi import (
+    BadRequest,
+    json_payload,
+    read_body,
+    send_json,
+    switch_id_of,
+    switch_request,
+    version_id_of,
+)
+from inference.drift.control import DriftControl
+from inference.drift.metrics import drift_metrics_watch
+from inference.fit import environment
 from inference.metrics import metrics_endpoint, metrics_watch, request_record, slot_label
 from inference.pool import short_error
+from inference.profile import Profiler
 from inference.serving import v1
+from inference.serving.auth import PrivatePortAccess
+from inference.serving.openai import PATHS as OPENAI_PATHS
+from inference.serving.openai import OpenAI
 from inference.serving.runner import InferRunner
 from inference.worker import Worker, db_pass
 from modelmgr.exceptions import ModelmgrError
@@ -48,6 +64,12 @@ def state_digest(status: dict) -> str:
         {k: v for k, v in model.items() if k not in VOLATILE_MODEL_FIELDS}
         for model in status.get("models") or []
     ]
+    for model in models:
+        # A keep-alive expiry moves with every request; its keep_alive_s does not.
+        if "language_model" in model:
+            model["language_model"] = {
+                k: v for k, v in model["language_model"].items() if k != "expires_at"
+            }
     memory = {
         k: v for k, v in (status.get("memory") or {}).items() if k not in VOLATILE_MEMORY_FIELDS
     }
@@ -65,6 +87,12 @@ class WorkerApp:
             inline_ms=settings.MODELMGR_WORKER_INLINE_MS,
         )
         metrics_watch(worker)
+        drift_metrics_watch(worker.drift)
+        self.drift = DriftControl(worker, self.runner.threads)
+        # The serving port's OpenAI routes, same code, for the web's playground relay.
+        self.openai = OpenAI(worker, PrivatePortAccess())
+        # One profile at a time, on a copy of its own (inference.profile).
+        self.profiler = Profiler(worker)
         self.routes = {
             ("GET", "/metrics"): metrics_endpoint,
             ("GET", "/live"): self.live,
@@ -75,9 +103,16 @@ class WorkerApp:
             ("GET", "/status"): self.status,
             ("GET", "/events"): self.events,
             ("GET", "/batching"): self.batching,
+            ("GET", "/arms"): self.arms,
             ("POST", "/switch"): self.switch,
+            ("POST", "/prepare"): self.prepare,
+            ("POST", "/commit"): self.commit,
+            ("POST", "/abort"): self.abort,
             ("POST", "/load"): self.load,
             ("POST", "/unload"): self.unload,
+            ("POST", "/preview"): self.preview,
+            ("POST", "/profile"): self.profile,
+            ("GET", "/environment"): self.environment,
             ("POST", "/reconcile"): self.reconcile,
         }
 
@@ -94,6 +129,10 @@ class WorkerApp:
                 if method != "POST":
                     return await send_json(send, 405, {"detail": "use POST for /infer/{slot}"})
                 return await self.infer(scope, receive, send, path[len("/infer/") :])
+            if path.rstrip("/") in OPENAI_PATHS:
+                return await self.openai.handle(scope, receive, send)
+            if path.startswith("/drift/"):
+                return await self.drift.handle(scope, receive, send, path[len("/drift/") :])
             handler = self.routes.get((method, path))
             if handler is None:
                 allowed = any(p == path for _, p in self.routes)
@@ -142,11 +181,17 @@ class WorkerApp:
         )
 
     async def status(self, scope, receive, send) -> None:
-        await send_json(send, 200, self.worker.status())
+        # The profile running now, if any ({"version_id", "ref", "since"}: inference.profile).
+        await send_json(send, 200, {**self.worker.status(), "profiling": self.profiler.running})
 
     async def batching(self, scope, receive, send) -> None:
         """Per batching slot: batches run, requests in them, sizes, time queued."""
         await send_json(send, 200, {"slots": self.runner.batcher.stats()})
+
+    async def arms(self, scope, receive, send) -> None:
+        """Per served slot, its arms (primary, canary, shadow) side by side."""
+        table = self.worker.router.table
+        await send_json(send, 200, {"slots": self.worker.arms.snapshot(dict(table))})
 
     async def events(self, scope, receive, send) -> None:
         """NDJSON: the worker's status now, then again each time it changes.
@@ -194,28 +239,46 @@ class WorkerApp:
     # --- control -------------------------------------------------------------------------------
     async def switch(self, scope, receive, send) -> None:
         """Stream the switch's events as NDJSON lines, each flushed when it happens."""
-        payload = json_payload(await read_body(receive))
-        switch_id = payload.get("switch_id", "")
-        slots = payload.get("slots")
-        if not isinstance(switch_id, str):
-            raise BadRequest("switch_id must be a string")
-        if not isinstance(slots, dict) or not slots:
-            raise InvalidInput('slots must be a non-empty object {"slot": version_id}')
-        for name, version_id in slots.items():
-            if not name or (
-                version_id is not None
-                and (not isinstance(version_id, int) or isinstance(version_id, bool))
-            ):
-                raise InvalidInput(f"slot {name!r}: the version must be an integer id or null")
+        switch_id, slots, shares = switch_request(json_payload(await read_body(receive)))
+
+        def run(emit) -> None:
+            self.worker.switch(switch_id=switch_id, slots=slots, emit=emit, shares=shares)
+
+        await self.stream_switch(send, switch_id, slots, run)
+
+    async def prepare(self, scope, receive, send) -> None:
+        """Phase 1 of a fan-out switch (inference.phases), streamed like /switch; its
+        result says whether this worker is ready to swap."""
+        switch_id, slots, shares = switch_request(json_payload(await read_body(receive)))
+
+        def run(emit) -> None:
+            self.worker.phases.prepare(switch_id=switch_id, slots=slots, emit=emit, shares=shares)
+
+        await self.stream_switch(send, switch_id, slots, run)
+
+    async def commit(self, scope, receive, send) -> None:
+        """Phase 2: swap what /prepare loaded; answers the switch's result."""
+        switch_id = switch_id_of(json_payload(await read_body(receive)))
+        # Not in the control pool: its threads may all wait for the lock this one holds.
+        result = await asyncio.to_thread(self.worker.phases.commit, switch_id=switch_id)
+        await send_json(send, 200, result)
+
+    async def abort(self, scope, receive, send) -> None:
+        """Phase 2 when another worker failed: unload what /prepare loaded."""
+        switch_id = switch_id_of(json_payload(await read_body(receive)))
+        result = await asyncio.to_thread(self.worker.phases.abort, switch_id=switch_id)
+        await send_json(send, 200, result)
+
+    async def stream_switch(self, send, switch_id: str, slots: dict, run) -> None:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
         def emit(event: dict) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
-        def run() -> None:
+        def guarded() -> None:
             try:
-                self.worker.switch(switch_id=switch_id, slots=slots, emit=emit)
+                run(emit)
             except Exception as exc:
                 log.exception("switch %s crashed", switch_id)
                 emit(
@@ -226,7 +289,7 @@ class WorkerApp:
                     }
                 )
 
-        task = asyncio.ensure_future(self.in_control_thread(run))
+        task = asyncio.ensure_future(self.in_control_thread(guarded))
         task.add_done_callback(lambda _: events.put_nowait(None))
         await send(
             {
@@ -260,6 +323,25 @@ class WorkerApp:
             lambda: self.worker.load(version_id=version_id, pin=pin)
         )
         await send_json(send, 200, result)
+
+    async def preview(self, scope, receive, send) -> None:
+        """{"version_ids": [...]}: memory needed, free, evictions in order; changes nothing."""
+        payload = json_payload(await read_body(receive))
+        ids = payload.get("version_ids")
+        if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in ids
+        ):
+            raise BadRequest('send {"version_ids": [<int>, ...]}')
+        result = await self.in_control_thread(lambda: self.worker.preview(version_ids=ids))
+        await send_json(send, 200, result)
+
+    async def profile(self, scope, receive, send) -> None:
+        """Latency, throughput and memory of a version on a copy loaded for it alone."""
+        await self.profiler.handle(scope, receive, send, self.in_control_thread)
+
+    async def environment(self, scope, receive, send) -> None:
+        """The worker's Python version and installed packages (dependency checks)."""
+        await send_json(send, 200, environment())
 
     async def unload(self, scope, receive, send) -> None:
         version_id = version_id_of(json_payload(await read_body(receive)))

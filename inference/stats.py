@@ -7,6 +7,11 @@ inputs: a 4xx), ``errors`` those the model or the worker failed (a 5xx); latency
 (total/min/max and the histogram over LATENCY_BUCKETS_MS plus one overflow bucket) covers
 the successful runs only, so ``sum(histogram) == count - errors - refused`` and the mean
 is ``total_ms / (count - errors - refused)``. Latency is the model's own time.
+
+Language models add ``Tokens`` to a record: prompt and generated token counts of every
+generation that started, and for the successful ones the time to first token (ms, over
+LATENCY_BUCKETS_MS) and the decode speed (tokens/s, over TOKENS_PER_S_BUCKETS), kept as
+histograms that add up across minutes like the latency one.
 """
 
 from __future__ import annotations
@@ -20,10 +25,23 @@ from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
-from modelmgr.models import LATENCY_BUCKETS_MS, ModelVersion, UsageBucket
+from modelmgr.models import LATENCY_BUCKETS_MS, TOKENS_PER_S_BUCKETS, ModelVersion, UsageBucket
 
 log = logging.getLogger("inference")
 HISTOGRAM_SIZE = len(LATENCY_BUCKETS_MS) + 1
+TPS_HISTOGRAM_SIZE = len(TOKENS_PER_S_BUCKETS) + 1
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One generation's figures. ``ttft_ms``: from the request's arrival to its first
+    token; ``tokens_per_s``: the tokens after the first over the time between the first
+    and the last (None with fewer than two tokens)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
 
 
 @dataclass
@@ -36,6 +54,35 @@ class Counter:
     max_ms: float | None = None
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_SIZE)
     last_used: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_total_ms: float = 0.0
+    ttft_min_ms: float | None = None
+    ttft_max_ms: float | None = None
+    ttft_histogram: list[int] = field(default_factory=list)  # [] until a first sample
+    tps_min: float | None = None
+    tps_max: float | None = None
+    tps_histogram: list[int] = field(default_factory=list)
+
+    def add_tokens(self, tokens: Tokens, ok: bool) -> None:
+        self.prompt_tokens += tokens.prompt_tokens
+        self.completion_tokens += tokens.completion_tokens
+        if not ok:
+            return
+        ttft, tps = tokens.ttft_ms, tokens.tokens_per_s
+        if ttft is not None:
+            self.ttft_total_ms += ttft
+            self.ttft_min_ms = _pick(min, self.ttft_min_ms, ttft)
+            self.ttft_max_ms = _pick(max, self.ttft_max_ms, ttft)
+            if not self.ttft_histogram:
+                self.ttft_histogram = [0] * HISTOGRAM_SIZE
+            self.ttft_histogram[bisect_left(LATENCY_BUCKETS_MS, ttft)] += 1
+        if tps is not None:
+            self.tps_min = _pick(min, self.tps_min, tps)
+            self.tps_max = _pick(max, self.tps_max, tps)
+            if not self.tps_histogram:
+                self.tps_histogram = [0] * TPS_HISTOGRAM_SIZE
+            self.tps_histogram[bisect_left(TOKENS_PER_S_BUCKETS, tps)] += 1
 
     def merge(self, other: Counter) -> None:
         self.count += other.count
@@ -46,6 +93,24 @@ class Counter:
         self.max_ms = _pick(max, self.max_ms, other.max_ms)
         self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
         self.last_used = max(self.last_used, other.last_used)
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.ttft_total_ms += other.ttft_total_ms
+        self.ttft_min_ms = _pick(min, self.ttft_min_ms, other.ttft_min_ms)
+        self.ttft_max_ms = _pick(max, self.ttft_max_ms, other.ttft_max_ms)
+        self.ttft_histogram = _summed(self.ttft_histogram, other.ttft_histogram, HISTOGRAM_SIZE)
+        self.tps_min = _pick(min, self.tps_min, other.tps_min)
+        self.tps_max = _pick(max, self.tps_max, other.tps_max)
+        self.tps_histogram = _summed(self.tps_histogram, other.tps_histogram, TPS_HISTOGRAM_SIZE)
+
+
+def _summed(a: list[int], b: list[int], size: int) -> list[int]:
+    """Two histograms added up; [] stays [] (no samples on either side)."""
+    if not b:
+        return list(a)
+    if not a:
+        return list(b)
+    return [x + y for x, y in zip(_sized(a, size), _sized(b, size), strict=True)]
 
 
 def _pick(choose, a, b):
@@ -76,8 +141,10 @@ class UsageRecorder:
         ok: bool,
         *,
         refused: bool = False,
+        tokens: Tokens | None = None,
     ) -> None:
-        """One request; ``refused``: it failed as the client's mistake (a 4xx), not the model's."""
+        """One request; ``refused``: it failed as the client's mistake (a 4xx), not the
+        model's; ``tokens``: a language model's generation figures."""
         now = now_s()
         key = (slot, version_id, int(now // 60))
         with self._lock:
@@ -86,6 +153,8 @@ class UsageRecorder:
                 counter = self._counters[key] = Counter()
             counter.count += 1
             counter.last_used = now
+            if tokens is not None:
+                counter.add_tokens(tokens, ok and not refused)
             if refused:
                 counter.refused += 1
                 return
@@ -163,6 +232,7 @@ def _upsert(key: Key, counter: Counter) -> None:
                         max_ms=counter.max_ms,
                         histogram=counter.histogram,
                         last_used=last_used,
+                        **{name: getattr(counter, name) for name in _TOKEN_FIELDS},
                     )
                     return
                 merged = Counter(
@@ -174,6 +244,7 @@ def _upsert(key: Key, counter: Counter) -> None:
                     max_ms=row.max_ms,
                     histogram=_sized(row.histogram),
                     last_used=row.last_used.timestamp() if row.last_used else 0.0,
+                    **{name: getattr(row, name) for name in _TOKEN_FIELDS},
                 )
                 merged.merge(counter)
                 for name in (
@@ -184,6 +255,7 @@ def _upsert(key: Key, counter: Counter) -> None:
                     "min_ms",
                     "max_ms",
                     "histogram",
+                    *_TOKEN_FIELDS,
                 ):
                     setattr(row, name, getattr(merged, name))
                 row.last_used = datetime.fromtimestamp(merged.last_used, tz=UTC)
@@ -194,6 +266,19 @@ def _upsert(key: Key, counter: Counter) -> None:
     log.warning("could not write usage for %s", key)
 
 
-def _sized(histogram) -> list[int]:
-    values = [int(v) for v in (histogram or [])][:HISTOGRAM_SIZE]
-    return values + [0] * (HISTOGRAM_SIZE - len(values))
+_TOKEN_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_total_ms",
+    "ttft_min_ms",
+    "ttft_max_ms",
+    "ttft_histogram",
+    "tps_min",
+    "tps_max",
+    "tps_histogram",
+)
+
+
+def _sized(histogram, size: int = HISTOGRAM_SIZE) -> list[int]:
+    values = [int(v) for v in (histogram or [])][:size]
+    return values + [0] * (size - len(values))

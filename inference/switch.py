@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from inference.materialize import version_materialize
 from inference.metrics import switch_record
 from inference.pool import DRAINING, UNLOADED, UNLOADING, LoadJob, PoolEntry, short_error
+from inference.router import split_key
 from inference.runtimes.base import runtime_for
 from inference.signature import contract_mismatches
 from inference.versions import VersionSpec, slot_contracts, version_spec_get
@@ -49,6 +50,19 @@ def phase(emit: Emit, name: str, slot: str, ref: str | None) -> None:
     emit({"event": "phase", "phase": name, "slot": slot, "ref": ref, "ts": round(time.time(), 3)})
 
 
+@dataclass(eq=False)
+class Prepared:
+    """A switch after its phase 1 (validated, loaded, warmed), before its swap."""
+
+    slots: Mapping[str, int | None]
+    switch_id: str
+    source: str
+    shares: Mapping[str, float] | None
+    started: float
+    loads: dict[int, _Load] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
 def switch_apply(
     worker: Worker,
     *,
@@ -58,6 +72,7 @@ def switch_apply(
     switch_id: str = "",
     source: str = "switch",
     arrived: float | None = None,
+    shares: Mapping[str, float] | None = None,
 ) -> dict:
     """Bring ``slots`` to the given version ids (None: stop serving). Caller holds the
     worker's control lock; ``arrived`` is when a /switch asked (time.monotonic()).
@@ -71,11 +86,51 @@ def switch_apply(
        nothing. Otherwise (reconcile): the slots that loaded are swapped, others fail.
     4. Swap all those slots in one routing-table replacement (timed alone: ``swap_ms``).
     5. Replaced models drain and unload in the background.
+
+    Steps 1-2 are ``switch_prepare``, 3 on failure ``switch_abort``, 4-5
+    ``switch_commit``: a fan-out switch over several workers (/prepare, /commit,
+    /abort) runs them as its two phases, with every worker's phase 1 done before any
+    swaps.
+
+    A key may name a slot's arm (``slot#canary``, ``slot#shadow``: inference.router); it
+    is held to its slot's contract. ``shares`` (slot -> canary share) swap with the rest.
     """
-    started = time.perf_counter()
-    errors: dict[str, str] = {}
-    loads: dict[int, _Load] = {}
-    contracts = slot_contracts(list(slots))
+    prepared = switch_prepare(
+        worker,
+        slots=slots,
+        emit=emit,
+        atomic=atomic,
+        switch_id=switch_id,
+        source=source,
+        shares=shares,
+    )
+    if atomic and prepared.errors:
+        return switch_abort(worker, prepared, emit)
+    return switch_commit(worker, prepared, emit, arrived=arrived)
+
+
+def switch_prepare(
+    worker: Worker,
+    *,
+    slots: Mapping[str, int | None],
+    emit: Emit,
+    atomic: bool,
+    switch_id: str = "",
+    source: str = "switch",
+    shares: Mapping[str, float] | None = None,
+) -> Prepared:
+    """Steps 1-2 of ``switch_apply``; ``atomic`` stops at the first step with errors.
+    The caller holds the control lock until ``switch_commit`` or ``switch_abort``."""
+    prepared = Prepared(
+        slots=slots,
+        switch_id=switch_id,
+        source=source,
+        shares=shares,
+        started=time.perf_counter(),
+    )
+    errors, loads = prepared.errors, prepared.loads
+    contracts = slot_contracts(list({split_key(key)[0] for key in slots}))
+    contracts.update({k: contracts[split_key(k)[0]] for k in slots if split_key(k)[0] in contracts})
     for slot, version_id in slots.items():
         if version_id is None:
             phase(emit, "validating", slot, None)
@@ -106,7 +161,7 @@ def switch_apply(
                 load.error = exc.detail
     _collect(loads, errors)
     if atomic and errors:
-        return _fail(worker, loads, errors, emit, switch_id, source=source, started=started)
+        return prepared
 
     for load in loads.values():
         if load.entry is not None or load.error:
@@ -132,9 +187,30 @@ def switch_apply(
         except Exception as exc:  # a runtime bug must not take the switch down
             load.error = f"loading {load.spec.ref} failed: {short_error(exc)}"
     _collect(loads, errors)
-    if atomic and errors:
-        return _fail(worker, loads, errors, emit, switch_id, source=source, started=started)
+    return prepared
 
+
+def prepared_report(prepared: Prepared) -> dict:
+    """Per slot, what phase 1 did (for a /prepare's result): ref, load and warm-up."""
+    report = {}
+    for load in prepared.loads.values():
+        if load.entry is None or load.error:
+            continue
+        for slot in load.slots:
+            report[slot] = {
+                "ref": load.entry.ref,
+                "load_ms": round(load.entry.load_ms, 3) if load.fresh else 0.0,
+                "warmup_ms": round(load.entry.warmup_ms, 3) if load.fresh else 0.0,
+            }
+    return report
+
+
+def switch_commit(
+    worker: Worker, prepared: Prepared, emit: Emit, *, arrived: float | None = None
+) -> dict:
+    """Steps 4-5 of ``switch_apply``: swap what phase 1 loaded, in one replacement."""
+    slots, loads, errors = prepared.slots, prepared.loads, prepared.errors
+    source, switch_id, started = prepared.source, prepared.switch_id, prepared.started
     changes: dict[str, PoolEntry | None] = {
         slot: None for slot, version_id in slots.items() if version_id is None
     }
@@ -144,7 +220,7 @@ def switch_apply(
     for slot, entry in changes.items():
         phase(emit, "swapping", slot, entry.ref if entry else None)
     swap_started = time.perf_counter()
-    replaced = worker.router.swap(changes)
+    replaced = worker.router.swap(changes, prepared.shares)
     swapped = time.perf_counter()
     swap_ms, total_ms = (swapped - swap_started) * 1000, (swapped - started) * 1000
     if source == "switch":
@@ -199,6 +275,8 @@ def _recheck_files(worker: Worker, load: _Load) -> None:
     """A model already in memory is switched to only while its stored files are intact
     (cheap when unchanged: see inference.materialize). A revived one goes back to
     draining when they are not."""
+    if load.spec.provider is not None:
+        return  # provided: no files (its provider is checked when it is loaded)
     try:
         version_materialize(spec=load.spec)
     except ModelmgrError as exc:
@@ -219,17 +297,10 @@ def _collect(loads: dict[int, _Load], errors: dict[str, str]) -> None:
             errors.update(dict.fromkeys(load.slots, load.error))
 
 
-def _fail(
-    worker: Worker,
-    loads: dict[int, _Load],
-    errors: dict[str, str],
-    emit: Emit,
-    switch_id: str,
-    *,
-    source: str,
-    started: float,
-) -> dict:
+def switch_abort(worker: Worker, prepared: Prepared, emit: Emit) -> dict:
     """Undo a switch that swapped nothing: what it loaded or revived goes again."""
+    loads, errors, switch_id = prepared.loads, prepared.errors, prepared.switch_id
+    source, started = prepared.source, prepared.started
     for load in loads.values():
         if load.reserved and load.job is None:
             worker.pool.unreserve(load.reserved)

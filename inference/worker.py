@@ -20,13 +20,19 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from inference.arms import ArmStats, route_arms
 from inference.cache import PruneReport, cache_prune
 from inference.device import DeviceInfo, detect_device
+from inference.drift.monitor import DriftMonitor
+from inference.fit import environment, fit_preview
+from inference.keep_alive import KEEP_ALIVE_POLL_S, expiry, is_language_model, keep_alive_sweep
 from inference.memory import memory_status
 from inference.observe import signatures_record
+from inference.phases import TwoPhase
 from inference.pins import pins_run
 from inference.pool import ModelPool, PoolEntry, short_error
 from inference.reconcile import reconcile_run
+from inference.registration import Identity, heartbeat_loop, worker_signed_off
 from inference.router import Router
 from inference.runtimes.base import runtime_for
 from inference.stats import UsageRecorder
@@ -63,6 +69,8 @@ class Worker:
         self.pool = ModelPool(device=self.device, load_timeout=load_timeout)
         self.router = Router(self.pool)
         self.usage = UsageRecorder()
+        self.drift = DriftMonitor()
+        self.arms = ArmStats()  # per-arm figures of canaries and shadows (inference.arms)
         self.control_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.waiting = 0  # switches queued behind the one holding control_lock
@@ -76,39 +84,70 @@ class Worker:
         self.pin_failures: dict[int, float] = {}  # pinned version id -> when its load failed
         # slot -> BatchConfig, from the database on each reconcile pass (inference.batching)
         self.batching: dict = {}
+        # slot -> (num_parallel, max_queue) of the slots that set their own generation
+        # limits (0 / None: MODELMGR_LLM_*), from the database likewise
+        self.llm_limits: dict[str, tuple[int, int | None]] = {}
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.started_at = time.time()
+        # Placement (modelmgr.models.Slot.worker_group): slots of another group are not
+        # served here; the registered identity (inference.registration), when any.
+        self.group: str = settings.MODELMGR_WORKER_GROUP or "default"
+        self.identity: Identity | None = None
         self._results: OrderedDict[str, dict] = OrderedDict()
         self._stop = threading.Event()
         self._nudge = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.phases = TwoPhase(self)  # fan-out switches: /prepare, /commit, /abort
 
     # --- one-step methods --------------------------------------------------------------
     def switch(
-        self, *, switch_id: str, slots: dict[str, int | None], emit: Emit | None = None
+        self,
+        *,
+        switch_id: str,
+        slots: dict[str, int | None],
+        emit: Emit | None = None,
+        shares: dict[str, float] | None = None,
     ) -> dict:
         """All-or-nothing switch; a repeated switch_id gets the first one's result."""
         arrived = time.monotonic()
         emit = emit or (lambda event: None)
+        self.control_wait()
+        try:
+            done = self.switch_result(switch_id)
+            if done is not None:
+                emit(done)
+                return done
+            result = switch_apply(
+                self,
+                slots=slots,
+                emit=emit,
+                atomic=True,
+                switch_id=switch_id,
+                arrived=arrived,
+                shares=shares,
+            )
+            self.remember_result(switch_id, result)
+        finally:
+            self.control_lock.release()
+        return result
+
+    def control_wait(self) -> None:
+        """Take the control lock, counted in ``waiting`` meanwhile (a switch's queue)."""
         with self._count_lock:
             self.waiting += 1
         self.control_lock.acquire()
         with self._count_lock:
             self.waiting -= 1
-        try:
-            if switch_id and switch_id in self._results:
-                emit(self._results[switch_id])
-                return self._results[switch_id]
-            result = switch_apply(
-                self, slots=slots, emit=emit, atomic=True, switch_id=switch_id, arrived=arrived
-            )
-            if switch_id:
-                self._results[switch_id] = result
-                while len(self._results) > 100:
-                    self._results.popitem(last=False)
-        finally:
-            self.control_lock.release()
-        return result
+
+    def switch_result(self, switch_id: str) -> dict | None:
+        """The result of a switch done here already (a repeated switch_id), if any."""
+        return self._results.get(switch_id) if switch_id else None
+
+    def remember_result(self, switch_id: str, result: dict) -> None:
+        if switch_id:
+            self._results[switch_id] = result
+            while len(self._results) > 100:
+                self._results.popitem(last=False)
 
     def note_switched(self, slots: list[str], *, arrived: float | None = None) -> None:
         now = time.monotonic()
@@ -202,6 +241,11 @@ class Worker:
             )
         return entry
 
+    def preview(self, *, version_ids: list[int]) -> dict:
+        """What loading these versions would need and evict; changes nothing (inference.fit)."""
+        specs = [version_spec_get(version_id=vid) for vid in version_ids]
+        return fit_preview(self.pool, specs)
+
     def unload(self, *, version_id: int) -> dict:
         with self.control_lock:
             entry = self.pool.unload(version_id)
@@ -247,34 +291,77 @@ class Worker:
             "pinned": entry.pinned,
             "state": entry.state,
             "slots": slots,
+            **self._language_model(entry),
+        }
+
+    def _language_model(self, entry: PoolEntry) -> dict:
+        """What /status shows of a loaded language model, like ``ollama ps``."""
+        if not is_language_model(entry.model):
+            return {}
+        when, kept_by = expiry(entry, served=self.router.served_ids())
+        model = entry.model
+        return {
+            "language_model": {
+                "context_length": model.context_length,
+                "device": model.device,
+                "vram_bytes": entry.memory_bytes if model.device.startswith("cuda") else 0,
+                "keep_alive_s": entry.keep_alive_s,
+                "kept_by": kept_by,
+                "expires_at": iso(when),
+            }
         }
 
     def status(self) -> dict:
         return {
             "worker_id": self.worker_id,
+            "name": self.identity.name if self.identity else self.worker_id,
+            "group": self.group,
             "pid": os.getpid(),
             "ready": self.ready,
             "device": self.device.device,
             "device_name": self.device.name,
+            "python_version": environment()["python_version"],
             "memory": memory_status(self.device, self.pool.memory()),
             "slots": {
-                slot: {"version_id": r.entry.version_id, "ref": r.entry.ref, "since": iso(r.since)}
+                slot: {
+                    "version_id": r.entry.version_id,
+                    "ref": r.entry.ref,
+                    "since": iso(r.since),
+                    **route_arms(r),
+                }
                 for slot, r in sorted(self.router.table.items())
             },
             "models": [
                 self.describe(e) for e in sorted(self.pool.entries(), key=lambda e: e.version_id)
             ],
             "batching": {slot: config._asdict() for slot, config in sorted(self.batching.items())},
+            "generations": _gate_counts(),
+            "llm_limits": {
+                slot: {"num_parallel": parallel, "max_queue": queue}
+                for slot, (parallel, queue) in sorted(self.llm_limits.items())
+            },
             "errors": dict(self.errors),
+            # slot -> {"version_id", "status", "moved"}: data drift (inference.drift)
+            "data_drift": dict(self.drift.statuses),
             "pin_errors": {str(vid): why for vid, why in sorted(self.pin_errors.items())},
             "control": {"busy": self.control_lock.locked(), "waiting_switches": self.waiting},
             "started_at": iso(self.started_at),
         }
 
     # --- background threads -----------------------------------------------------------------
-    def start(self) -> None:
-        """Restore then reconcile periodically; flush usage periodically."""
-        for target, name in ((self._reconcile_loop, "reconcile"), (self._stats_loop, "stats")):
+    def start(self, identity: Identity | None = None) -> None:
+        """Restore then reconcile periodically; flush usage periodically; with an
+        ``identity``, register in the database and heartbeat (inference.registration)."""
+        self.identity = identity
+        loops = [
+            (self._reconcile_loop, "reconcile"),
+            (self._stats_loop, "stats"),
+            (self._keep_alive_loop, "keep-alive"),
+        ]
+        if identity is not None:
+            self.group = identity.group
+            loops.append((lambda: heartbeat_loop(self, identity, self._stop), "heartbeat"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -304,6 +391,14 @@ class Worker:
             self._guarded("reconcile", lambda forced=nudged: reconcile_run(self, force=forced))
             self._guarded("signature record", self.record_signatures)
 
+    def _keep_alive_loop(self) -> None:
+        """Unload idle language models whose keep-alive ran out (no database needed)."""
+        while not self._stop.wait(KEEP_ALIVE_POLL_S):
+            try:
+                keep_alive_sweep(self)
+            except Exception as exc:
+                log.warning("keep-alive sweep failed: %s", short_error(exc))
+
     def _stats_loop(self) -> None:
         while not self._stop.wait(settings.MODELMGR_STATS_FLUSH_S):
             self._guarded("usage flush", self.flush_stats)
@@ -319,11 +414,20 @@ class Worker:
         """Stop the loops, wait for requests to finish, flush usage, unload everything."""
         self.ready = False
         self.not_ready_detail = "shutting down"
+        self.phases.close()
         self._stop.set()
         self._nudge.set()
         for thread in self._threads:
             thread.join(timeout=drain_timeout)
         self.pool.wait_idle(drain_timeout)
         self._guarded("final usage flush", self.flush_stats)
+        if self.identity is not None:
+            self._guarded("sign-off", lambda: worker_signed_off(self.identity))
         self.pool.close(timeout=0)
         log.info("worker stopped")
+
+
+def _gate_counts() -> dict:
+    from inference.serving.generation import gate_counts  # it imports this module
+
+    return gate_counts()

@@ -136,8 +136,19 @@ class EventsConsumer(AsyncWebsocketConsumer):
         else:  # a bare nudge: ask the worker
             await self._push(await database_sync_to_async(live.render_workers)(self.user))
 
+    async def profile_progress(self, event: dict[str, Any]) -> None:
+        await self._push(live.render_profile_progress(event))
+
+    async def drift_status(self, event: dict[str, Any]) -> None:
+        await self._push(live.render_drift_status(event))
+
     async def audit_event(self, event: dict[str, Any]) -> None:
         html = await render_once_per_user(
             "audit", event, self.user, live.render_audit, event.get("id")
         )
+        await self._push(html)
+
+    async def watch_update(self, event: dict[str, Any]) -> None:
+        """A health watch moved (figures, verdict, rollback): the slot cards anew."""
+        html = await render_once_per_user("slots", event, self.user, live.render_slots_oob)
         await self._push(html)

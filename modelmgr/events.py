@@ -14,7 +14,11 @@ Event types (``type`` is the consumer's handler name with '.' for '_'):
 - ``worker.state``: ``{"workers": [{"url", "reachable", "error", "status"}]}``, the
   worker's status as its /events stream reports it, relayed by each web process to its
   own browsers only (``LOCAL_GROUP``; modelmgr.deploy.worker_events).
+- ``drift.status``: ``{"slot", "version_id", "status", "previous", "moved"}`` when a
+  slot's data drift status changes, relayed like ``worker.state`` (modelmgr.deploy.drift).
 - ``audit.event``: ``{"id": <AuditEvent pk>}``, sent after the audit row commits.
+- ``watch.update``: ``{"watch": {...}}`` when a health watch's figures or verdict change
+  (modelmgr.deploy.watch); pages re-render the slot cards.
 """
 
 from __future__ import annotations

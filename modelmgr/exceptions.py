@@ -60,6 +60,12 @@ class WorkerUnavailable(ModelmgrError):
     status = 503
 
 
+class StoreUnavailable(ModelmgrError):
+    """The artifact store (S3) did not answer or refused a request."""
+
+    status = 503
+
+
 class IntegrityFailure(ModelmgrError):
     """Stored bytes no longer match their recorded sha256."""
 

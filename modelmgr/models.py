@@ -48,6 +48,8 @@ class Framework(models.TextChoices):
     TENSORFLOW = "tensorflow", "TensorFlow (.pb)"
     SKLEARN = "sklearn", "scikit-learn (pickle)"
     HUGGINGFACE = "huggingface", "Hugging Face folder"
+    # Served by an external provider (modelmgr.providers): no files, the worker proxies.
+    PROVIDER = "provider", "external provider"
     OTHER = "other", "other"
 
 
@@ -80,8 +82,19 @@ class RegisteredModel(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="models")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Kept by database triggers in the same transaction as every version insert, delete
+    # and status change (modelmgr.registry.counters): naming a model never counts or
+    # scans its versions. Never written by Django (see save()).
+    version_count = models.PositiveIntegerField(default=0, editable=False)
+    latest_version = models.CharField(
+        max_length=64, blank=True, editable=False, help_text='newest available ("": none)'
+    )
 
     objects = RegisteredModelQuerySet.as_manager()
+
+    # Columns only the triggers write: a save() from an instance read earlier must not
+    # put back a count that versions created since have changed.
+    TRIGGER_FIELDS = ("version_count", "latest_version")
 
     class Meta:
         ordering = ["-id"]
@@ -92,8 +105,62 @@ class RegisteredModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        adding = self._state.adding or self.pk is None
+        if not adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.TRIGGER_FIELDS
+            ]
+        super().save(*args, **kwargs)
+
     def latest_available_version(self) -> ModelVersion | None:
         return self.versions.available().order_by("-created_at", "-id").first()
+
+
+class ProviderKind(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible (vLLM, llama.cpp, a hosted API)"
+    OLLAMA = "ollama", "Ollama"
+
+
+class Provider(models.Model):
+    """An external server that runs language models (modelmgr.providers).
+
+    Its models are discovered into the registry as versions that are provided, not
+    stored (``ModelVersion.provider``); a slot serving one makes the worker proxy
+    generation to it. The API key is sent to the provider, so it is stored as given
+    (never shown back in full: ``masked_key``).
+    """
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    base_url = models.CharField(max_length=2000)
+    api_key = models.CharField(max_length=1000, blank=True)
+    description = models.TextField(blank=True)
+    # Discovered models are registered under this user.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="providers"
+    )
+    discovered_at = models.DateTimeField(null=True, blank=True)
+    discovery_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def masked_key(self) -> str:
+        key = self.api_key
+        if not key:
+            return ""
+        if len(key) < 12:
+            return "\u2026"
+        return f"{key[:3]}\u2026{key[-4:]}"
 
 
 class VersionStatus(models.TextChoices):
@@ -160,8 +227,22 @@ class ModelVersion(models.Model):
         default=False,
         help_text="keep loaded in the worker even when no slot serves it; never evicted",
     )
+    # Language models: seconds an idle loaded copy that no slot serves and nobody pinned
+    # stays in the worker (Ollama's keep_alive; negative = forever; null = the
+    # MODELMGR_LLM_KEEP_ALIVE default).
+    keep_alive_s = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="language models: idle seconds before an unserved, unpinned copy is "
+        "unloaded (negative = forever; empty = MODELMGR_LLM_KEEP_ALIVE)",
+    )
     error = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Provided, not stored: the provider runs it under provider_model (its own name).
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.PROTECT, related_name="versions"
+    )
+    provider_model = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -178,6 +259,15 @@ class ModelVersion(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["model", "version"], name="unique_version_per_model"),
+        ]
+        indexes = [
+            # A model's newest available version (bare-name resolution, the triggers in
+            # modelmgr.registry.counters) and its pages filtered by status.
+            models.Index(
+                fields=["model", "status", "created_at", "id"], name="version_newest_by_status"
+            ),
+            # A model's version pages, newest first (keyset on created_at, id).
+            models.Index(fields=["model", "created_at", "id"], name="version_newest"),
         ]
 
     def __str__(self) -> str:
@@ -245,12 +335,65 @@ class Slot(models.Model):
         related_name="canary_in_slots",
     )
     canary_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+    # Mirrored every request, its answers never returned (modelmgr.deploy.canary).
+    shadow_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="shadow_in_slots",
+    )
     # Dynamic batching on the worker (inference.batching); 0 = off. Only for versions
     # whose signature has a dynamic first dimension (modelmgr.deploy.batching).
     max_batch_size = models.PositiveIntegerField(default=0)
     max_queue_delay_us = models.PositiveIntegerField(default=1000)
     preferred_batch_sizes = models.JSONField(default=list, blank=True)
+    # --- validation before a switch (modelmgr.deploy.gate) ---
+    # Thresholds on a version's metrics, {"val_accuracy": ">= 0.9"}; a version that fails
+    # one is refused unless the switch is forced. A production slot also needs
+    # production_ready versions.
+    quality_gate = models.JSONField(default=dict, blank=True)
+    production = models.BooleanField(default=False)
+    # --- end validation before a switch ---
+    # Generations at once on a language model slot, and requests that may wait for a
+    # place (modelmgr.deploy.llm_limits): 0 / None = MODELMGR_LLM_NUM_PARALLEL /
+    # MODELMGR_LLM_MAX_QUEUE; a max queue of 0 lets no one wait.
+    llm_num_parallel = models.PositiveIntegerField(default=0)
+    llm_max_queue = models.PositiveIntegerField(null=True, blank=True, default=None)
+    # Placement (modelmgr.deploy.fleet): "" = every worker serves the slot; else only the
+    # workers of this group (MODELMGR_WORKER_GROUP) load it.
+    worker_group = models.CharField(
+        max_length=64, blank=True, default="", validators=[RegexValidator(r"^[-a-zA-Z0-9_]*$")]
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def placed_on(self, group: str) -> bool:
+        """Whether a worker of ``group`` serves this slot."""
+        return not self.worker_group or self.worker_group == group
+
+
+class Worker(models.Model):
+    """An inference worker that registered itself (inference.registration) and
+    heartbeats; one that missed MODELMGR_WORKER_DOWN_AFTER heartbeats is down."""
+
+    name = models.CharField(max_length=128, unique=True)
+    control_url = models.CharField(max_length=500)
+    serve_url = models.CharField(max_length=500, blank=True)
+    group = models.CharField(max_length=64, default="default")
+    device = models.CharField(max_length=64, blank=True)
+    device_name = models.CharField(max_length=200, blank=True)
+    memory_budget_bytes = models.BigIntegerField(default=0)
+    memory_free_bytes = models.BigIntegerField(default=0)
+    pid = models.PositiveIntegerField(default=0)
+    heartbeat_s = models.FloatField(default=5.0)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["name"]
@@ -374,6 +517,8 @@ class ApiToken(models.Model):
 LATENCY_BUCKETS_MS: tuple[float, ...] = tuple(
     round(0.01 * (1.25**i), 4) for i in range(80)
 )  # 0.01 ms .. ~570 s
+# The same log-spaced bounds for a language model's generation speed (tokens/s).
+TOKENS_PER_S_BUCKETS: tuple[float, ...] = LATENCY_BUCKETS_MS  # 0.01 .. ~570,000 tokens/s
 
 
 class UsageBucket(models.Model):
@@ -393,6 +538,19 @@ class UsageBucket(models.Model):
     # counts per LATENCY_BUCKETS_MS bound (+1 overflow bucket)
     histogram = models.JSONField(default=list)
     last_used = models.DateTimeField(null=True)
+    # Language models (0 / empty for tensor models): tokens of every generation that
+    # started; time to first token (ms, over LATENCY_BUCKETS_MS) and decode speed
+    # (tokens/s, over TOKENS_PER_S_BUCKETS) of the successful ones, as histograms
+    # (+1 overflow bucket; [] when none) that add up across rows like ``histogram``.
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    ttft_total_ms = models.FloatField(default=0.0)
+    ttft_min_ms = models.FloatField(null=True)
+    ttft_max_ms = models.FloatField(null=True)
+    ttft_histogram = models.JSONField(default=list)
+    tps_min = models.FloatField(null=True)
+    tps_max = models.FloatField(null=True)
+    tps_histogram = models.JSONField(default=list)
 
     class Meta:
         ordering = ["-minute"]
@@ -480,3 +638,91 @@ class DownloadJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in (DownloadState.QUEUED, DownloadState.RUNNING)
+
+
+class WatchState(models.TextChoices):
+    RUNNING = "running"
+    PASSED = "passed"  # the window ended within the thresholds: the version stays
+    INCONCLUSIVE = "inconclusive"  # the window ended with fewer than min_requests
+    ROLLED_BACK = "rolled_back"  # a threshold was crossed: rolled back automatically
+    ROLLBACK_FAILED = "rollback_failed"  # crossed, but the rollback itself failed
+    SUPERSEDED = "superseded"  # the slot was switched away from the version meanwhile
+    ABANDONED = "abandoned"  # the process watching it stopped before a verdict
+
+
+class SwitchWatch(models.Model):
+    """A health-gated switch's watch window over the version it switched a slot to
+    (modelmgr.deploy.watch): figures measured from UsageBucket rows, and the verdict."""
+
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="watches")
+    version = models.ForeignKey(
+        ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_version = models.ForeignKey(
+        ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version_ref = models.CharField(max_length=300)
+    previous_ref = models.CharField(max_length=300)
+    switch_id = models.CharField(max_length=32, blank=True)
+    # {"window_s", "max_error_rate", "max_p95_ratio", "min_requests"}
+    thresholds = models.JSONField(default=dict)
+    # The previous version's figures before the switch ({"p95_ms", "count", ...}), and the
+    # new version's usage already counted then (subtracted from every measure).
+    baseline = models.JSONField(default=dict)
+    offset = models.JSONField(default=dict)
+    figures = models.JSONField(default=dict, blank=True)
+    state = models.CharField(
+        max_length=16, choices=WatchState.choices, default=WatchState.RUNNING, db_index=True
+    )
+    verdict = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    runner = models.CharField(max_length=128, blank=True)  # host.pid of the watching process
+    started_at = models.DateTimeField()
+    deadline_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"watch {self.pk} {self.slot_id} {self.version_ref} ({self.state})"
+
+
+class VersionProfile(models.Model):
+    """A measured profile of a version on a worker (modelmgr.deploy.profile): warm
+    latency percentiles and throughput per batch size, load time and memory. Kept per
+    run; the newest one is the version's profile."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="profiles")
+    device = models.CharField(max_length=64)  # "cpu", "cuda:0"
+    device_name = models.CharField(max_length=200, blank=True)
+    worker_id = models.CharField(max_length=200, blank=True)
+    runtime = models.CharField(max_length=64, blank=True)
+    provider = models.CharField(max_length=200, blank=True)
+    dynamic_batch = models.BooleanField(default=False)
+    load_ms = models.FloatField(default=0.0)
+    # What the pool counts for the copy (runtime-reported, declared or estimated), and
+    # the growth of the worker's RSS (CPU) or CUDA allocation across load and runs.
+    memory_bytes = models.BigIntegerField(default=0)
+    measured_bytes = models.BigIntegerField(default=0)
+    # [{"batch_size", "iterations", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
+    #   "throughput_per_s", "seconds"}], by batch size
+    results = models.JSONField(default=list)
+    duration_s = models.FloatField(default=0.0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"profile of {self.version_id} on {self.device} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+    def at_batch(self, batch_size: int) -> dict | None:
+        return next((r for r in self.results if r.get("batch_size") == batch_size), None)

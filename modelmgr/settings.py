@@ -10,8 +10,19 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from modelmgr.env import env_bool, env_float, env_int, env_list, env_str
+from modelmgr.keep_alive import BadKeepAlive, keep_alive_seconds
+from modelmgr.s3_settings import s3_artifact_storage
+
+
+def _keep_alive_setting(name: str, default: str) -> float:
+    try:
+        return keep_alive_seconds(env_str(name, default), field=name)
+    except BadKeepAlive as exc:
+        raise ImproperlyConfigured(exc.detail) from None
+
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MODELMGR_VAR_DIR", str(BASE_DIR / "var")))
@@ -53,6 +64,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "modelmgr.urls"
+# Threads that run the web process's sync requests, each request start to end on one
+# of them (modelmgr.asgi_handler): how many sync requests run at once.
+MODELMGR_WEB_THREADS = env_int("MODELMGR_WEB_THREADS", 8)
 ASGI_APPLICATION = "modelmgr.asgi.application"
 
 TEMPLATES = [
@@ -73,8 +87,12 @@ TEMPLATES = [
 # --- database -----------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED_DEFAULT = not DATABASE_URL
+# Seconds a thread keeps its database connection between requests (0: a new one per
+# request). Opening a SQLite connection (its PRAGMAs, Django's SQL functions) cost about
+# a millisecond per request (benchmarks/registry.py).
+DB_CONN_MAX_AGE = env_int("MODELMGR_DB_CONN_MAX_AGE", 60)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE)}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -87,6 +105,7 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            "CONN_MAX_AGE": DB_CONN_MAX_AGE,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -118,6 +137,24 @@ STORAGES = {
         "OPTIONS": {"location": str(ARTIFACT_ROOT)},
     },
 }
+
+# MODELMGR_STORAGE=s3://bucket/prefix puts the blobs on an S3-compatible service instead
+# (modelmgr.storage_s3; endpoint, region and keys from the environment, see README).
+# Staging stays local: an upload is staged (and hashed) here, then uploaded once.
+MODELMGR_STORAGE = env_str("MODELMGR_STORAGE", "")
+if MODELMGR_STORAGE.startswith("s3:"):
+    STORAGES["artifacts"] = s3_artifact_storage(MODELMGR_STORAGE)
+elif MODELMGR_STORAGE not in ("", "file", "local"):
+    raise ImproperlyConfigured(
+        f"MODELMGR_STORAGE={MODELMGR_STORAGE!r}: use s3://bucket/prefix, or leave it unset "
+        "for local files (MODELMGR_ARTIFACT_ROOT)"
+    )
+# Multipart part size of uploads to S3 (one part is held in memory while it is sent).
+# S3 (and SeaweedFS) refuse parts under 5 MiB but the last, and allow 10,000 parts: the
+# default sends files up to 160 GiB.
+MODELMGR_S3_PART_BYTES = env_int("MODELMGR_S3_PART_BYTES", 16 * 1024 * 1024)
+if not 5 * 1024**2 <= MODELMGR_S3_PART_BYTES <= 5 * 1024**3:
+    raise ImproperlyConfigured("MODELMGR_S3_PART_BYTES must be from 5 MiB to 5 GiB (S3's limits)")
 
 # The store lock (modelmgr.storage.store_lock) is held by ingest from reusing or putting a
 # blob until its rows commit, and by collectors around check + unlink. How long one waits
@@ -225,6 +262,24 @@ MODELMGR_WORKER_SOCKET = env_str("MODELMGR_WORKER_SOCKET")
 # from the private control API above. `runall` derives the port from the web's (+2).
 MODELMGR_SERVE_HOST = env_str("MODELMGR_SERVE_HOST", "127.0.0.1")
 MODELMGR_SERVE_PORT = env_int("MODELMGR_SERVE_PORT", 8002)
+# Several workers (modelmgr.deploy.fleet): each registers itself in the database under
+# MODELMGR_WORKER_NAME (default host:port) with the URLs the web and robots reach it at
+# (default from --host/--port and --serve-host/--serve-port), in MODELMGR_WORKER_GROUP
+# (a slot may be restricted to one group), and heartbeats every
+# MODELMGR_WORKER_HEARTBEAT_S; after MODELMGR_WORKER_DOWN_AFTER missed heartbeats it is
+# down and gets no switch and no prediction. No worker up: the web uses
+# MODELMGR_WORKER_URL as before.
+MODELMGR_WORKER_NAME = env_str("MODELMGR_WORKER_NAME")
+MODELMGR_WORKER_GROUP = env_str("MODELMGR_WORKER_GROUP", "default")
+MODELMGR_WORKER_ADVERTISE_URL = env_str("MODELMGR_WORKER_ADVERTISE_URL")
+MODELMGR_SERVE_ADVERTISE_URL = env_str("MODELMGR_SERVE_ADVERTISE_URL")
+MODELMGR_WORKER_HEARTBEAT_S = env_float("MODELMGR_WORKER_HEARTBEAT_S", 5.0)
+MODELMGR_WORKER_DOWN_AFTER = env_int("MODELMGR_WORKER_DOWN_AFTER", 3)
+# How often a web process re-reads the workers for the predict spread.
+MODELMGR_FLEET_REFRESH_S = env_float("MODELMGR_FLEET_REFRESH_S", 1.0)
+# A prepared (phase 1) fan-out switch that gets neither commit nor abort is aborted
+# after this long, and the worker's control lock released.
+MODELMGR_SWITCH_PREPARE_TTL_S = env_float("MODELMGR_SWITCH_PREPARE_TTL_S", 120.0)
 # "auto" (cuda:0 when CUDA really works, else cpu), "cpu" or "cuda:N".
 MODELMGR_WORKER_DEVICE = env_str("MODELMGR_WORKER_DEVICE", "auto")
 # Memory budget on CPU; 0 = half of the machine's RAM. On a GPU the device's memory is it.
@@ -238,6 +293,21 @@ MODELMGR_LOAD_TIMEOUT_S = env_float("MODELMGR_LOAD_TIMEOUT_S", 120.0)
 MODELMGR_LLM_NUM_PARALLEL = env_int("MODELMGR_LLM_NUM_PARALLEL", 2)
 MODELMGR_LLM_MAX_QUEUE = env_int("MODELMGR_LLM_MAX_QUEUE", 16)
 MODELMGR_LLM_CONTEXT = env_int("MODELMGR_LLM_CONTEXT", 0)
+# How long a loaded language model that no slot serves and nobody pinned stays loaded
+# after its last request (Ollama's OLLAMA_KEEP_ALIVE): seconds or "5m"/"30s"/"1h";
+# negative = until unloaded by other means. A version's own keep_alive overrides it.
+MODELMGR_LLM_KEEP_ALIVE = _keep_alive_setting("MODELMGR_LLM_KEEP_ALIVE", "5m")
+# POST /api/pull: a URL template that turns an Ollama-style "name:tag" into the URL to
+# import, e.g. "https://models.example.com/{name}/{tag}.zip" ("" = only URLs are pulled).
+MODELMGR_PULL_URL = env_str("MODELMGR_PULL_URL", "")
+# A stream's tokens reach the client at most once per this many ms (the first at once):
+# the tokens generated meanwhile go out as one chunk (inference.serving.handoff). 0: each
+# token as soon as the event loop takes it.
+MODELMGR_LLM_STREAM_INTERVAL_MS = env_float("MODELMGR_LLM_STREAM_INTERVAL_MS", 10.0)
+# Providers (external Ollama / OpenAI-compatible servers, modelmgr.providers): the longest
+# wait for a connection, and for each answer or streamed token (504 past it).
+MODELMGR_PROVIDER_CONNECT_TIMEOUT_S = env_float("MODELMGR_PROVIDER_CONNECT_TIMEOUT_S", 5.0)
+MODELMGR_PROVIDER_TIMEOUT_S = env_float("MODELMGR_PROVIDER_TIMEOUT_S", 60.0)
 MODELMGR_RECONCILE_INTERVAL_S = env_float("MODELMGR_RECONCILE_INTERVAL_S", 10.0)
 # The web process commits a switch only after the worker swapped: the reconciler leaves a
 # slot changed by /switch alone this long before the database's desired state wins again.
@@ -252,6 +322,22 @@ MODELMGR_WORKER_EVENTS_RELAY = env_bool("MODELMGR_WORKER_EVENTS_RELAY", True)
 # How often the worker removes cache folders of versions deleted from the registry.
 MODELMGR_WORKER_CACHE_PRUNE_S = env_float("MODELMGR_WORKER_CACHE_PRUNE_S", 600.0)
 MODELMGR_STATS_FLUSH_S = env_float("MODELMGR_STATS_FLUSH_S", 5.0)
+# Health watches of switches (modelmgr.deploy.watch), in the web process.
+MODELMGR_WATCH_POLL_S = env_float("MODELMGR_WATCH_POLL_S", 1.0)
+MODELMGR_WATCH_STALE_S = env_float("MODELMGR_WATCH_STALE_S", 30.0)
+MODELMGR_WATCH_BASELINE_S = env_float("MODELMGR_WATCH_BASELINE_S", 900.0)
+# Data drift of tensor slots (inference.drift): the first N requests of each slot version
+# are its reference (per slot: "slot=N,..."), compared with a rolling window as long.
+MODELMGR_DRIFT = env_bool("MODELMGR_DRIFT", True)
+MODELMGR_DRIFT_REFERENCE = env_int("MODELMGR_DRIFT_REFERENCE", 500)
+MODELMGR_DRIFT_REFERENCE_SLOTS = env_list("MODELMGR_DRIFT_REFERENCE_SLOTS", [])
+MODELMGR_DRIFT_PSI_WARNING = env_float("MODELMGR_DRIFT_PSI_WARNING", 0.1)
+MODELMGR_DRIFT_PSI_DRIFT = env_float("MODELMGR_DRIFT_PSI_DRIFT", 0.25)
+MODELMGR_DRIFT_KS_P = env_float("MODELMGR_DRIFT_KS_P", 0.01)
+MODELMGR_DRIFT_MIN_ROWS = env_int("MODELMGR_DRIFT_MIN_ROWS", 30)
+MODELMGR_DRIFT_MAX_FEATURES = env_int("MODELMGR_DRIFT_MAX_FEATURES", 32)
+# Requests a second the drift thread summarises at most (the rest are skipped, counted).
+MODELMGR_DRIFT_MAX_PER_S = env_int("MODELMGR_DRIFT_MAX_PER_S", 1000)
 # Threads per ONNX Runtime / torch CPU op; 0 = 1 on small machines, 2 from 4 cores up.
 MODELMGR_WORKER_INTRA_OP_THREADS = env_int("MODELMGR_WORKER_INTRA_OP_THREADS", 0)
 # Models whose warm-up/average run is shorter than this run on the event loop itself

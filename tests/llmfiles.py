@@ -23,9 +23,17 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_llama(folder: Path, *, chat_template: bool = True, seed: int = 0) -> Path:
+def build_tiny_llama(
+    folder: Path,
+    *,
+    chat_template: bool = True,
+    seed: int = 0,
+    hidden_size: int = 32,
+    layers: int = 2,
+) -> Path:
     """Save config.json, model.safetensors, tokenizer.json (and chat_template.jinja when
-    ``chat_template``) into ``folder``."""
+    ``chat_template``) into ``folder``. ``hidden_size``/``layers`` make it bigger (the
+    benchmarks use a model whose token costs what a small real one's does)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -47,9 +55,9 @@ def build_tiny_llama(folder: Path, *, chat_template: bool = True, seed: int = 0)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=256,

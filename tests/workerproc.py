@@ -231,9 +231,19 @@ def start_worker(
     ``worker_environment()``. Use it as a context manager so the worker always stops.
     """
     merged = {**worker_environment(), **{k: str(v) for k, v in (env or {}).items()}}
-    worker = WorkerProcess(env=merged, port=port or free_port(), timeout=timeout)
-    try:
-        return worker.start()
-    except BaseException:
-        worker.stop()
-        raise
+    # A port free_port() found free can be taken by another process before the worker
+    # binds it (the suite starts many servers); ports we chose are chosen again.
+    attempts = 1 if port else 3
+    for attempt in range(attempts):
+        worker = WorkerProcess(env=merged, port=port or free_port(), timeout=timeout)
+        try:
+            return worker.start()
+        except RuntimeError:
+            lost_race = "Address already in use" in worker.logs()
+            worker.stop()
+            if not lost_race or attempt == attempts - 1:
+                raise
+        except BaseException:
+            worker.stop()
+            raise
+    raise AssertionError("unreachable")

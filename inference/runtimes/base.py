@@ -27,6 +27,8 @@ BUILTIN_RUNTIMES: dict[str, str] = {
     "pytorch_pickle": "inference.runtimes.torch_runtime.TorchPickleRuntime",
     # A Hugging Face folder runs when it is a causal language model (transformers).
     "huggingface": "inference.runtimes.llm.CausalLMRuntime",
+    # Run by an external provider (modelmgr.providers); the worker proxies generation.
+    "provider": "inference.runtimes.provider.ProviderRuntime",
 }
 # Weights without an architecture: nothing to run.
 NO_GRAPH = {"safetensors", "pytorch_state_dict"}

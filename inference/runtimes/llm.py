@@ -21,8 +21,8 @@ from django.conf import settings
 
 from inference.device import MB, intra_op_threads
 from inference.errors import InvalidInput, LoadFailed
-from inference.llm_memory import llm_context, llm_dtype, llm_estimate
 from inference.runtimes.base import LoadedModel
+from modelmgr.memory_need import llm_context, llm_dtype, llm_estimate
 
 # torch's global RNG is what a seed sets: seeded generations take turns.
 _SEED_LOCK = threading.Lock()
@@ -156,6 +156,16 @@ class CausalLM(LoadedModel):
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def text_stream(self) -> Callable[[int], str | None]:
+        """A decoder for one generation: each token id in turn -> its new text (None
+        while it ends in a partial character), special tokens skipped; one call into
+        the tokenizer per token instead of decoding a window of them twice."""
+        from tokenizers.decoders import DecodeStream
+
+        stream = DecodeStream(skip_special_tokens=True)
+        backend = self.tokenizer.backend_tokenizer
+        return lambda token: stream.step(backend, token)
+
     def generate(self, request: GenerationRequest, on_token: Callable[[int], None]) -> int:
         """Generate (blocking, in the caller's thread), calling ``on_token`` with each new
         token id; returns how many were generated. Stops at EOS, ``max_tokens`` or when
@@ -187,13 +197,15 @@ class CausalLM(LoadedModel):
             def end(self):
                 pass
 
+        ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.device)
+        # One generation, one row: the answers made once, not a new tensor per token.
+        go_on = torch.zeros((1,), dtype=torch.bool, device=self.device)
+        stop = torch.ones((1,), dtype=torch.bool, device=self.device)
+
         class Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
-                return torch.full(
-                    (input_ids.shape[0],), request.cancel.is_set(), device=input_ids.device
-                )
+                return stop if request.cancel.is_set() else go_on
 
-        ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.device)
         sample = request.temperature > 0
         options = {
             "max_new_tokens": request.max_tokens,

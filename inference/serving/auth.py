@@ -39,11 +39,18 @@ class Grant:
     name: str
     scopes: tuple[str, ...]
     slots: tuple[str, ...]  # empty = every slot
+    user_id: int | None = None  # whose registry the token reaches (Ollama pull/delete)
+    token_id: int | None = None
 
     def check_slot(self, slot: str) -> None:
         refusal = ApiToken.slot_refusal_of(self.name, self.slots, slot)
         if refusal:
             raise Forbidden(refusal)
+
+    def check_write(self, doing: str) -> None:
+        """The ``write`` scope, as the web API asks for any change (403 naming it)."""
+        if "write" not in self.scopes:
+            raise Forbidden(f"token {self.name!r} lacks the 'write' scope needed to {doing}")
 
 
 def _lookup(raw: str) -> Grant | None:
@@ -53,7 +60,13 @@ def _lookup(raw: str) -> Grant | None:
         token = token_for_use(raw)
         if token is None:
             return None
-        return Grant(token.name, tuple(token.scopes), tuple(token.slots or ()))
+        return Grant(
+            token.name,
+            tuple(token.scopes),
+            tuple(token.slots or ()),
+            user_id=token.user_id,
+            token_id=token.pk,
+        )
 
 
 class TokenCache:
@@ -123,3 +136,15 @@ def bearer(headers) -> str | None:
             token = token.strip()
             return token if scheme.lower() == "bearer" and token else None
     return None
+
+
+class PrivatePortAccess:
+    """The private control port's stand-in for TokenCache: the port itself is the
+    credential (loopback or a unix socket, unauthenticated like its /infer), so every
+    request gets one grant for every slot. The web process relays its logged-in
+    browsers' playground through it (modelmgr.deploy.llm_relay)."""
+
+    GRANT = Grant("the web process (private port)", ("read",), ())
+
+    async def authorize(self, headers, *, slot: str | None = None) -> Grant:
+        return self.GRANT

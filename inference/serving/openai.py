@@ -1,14 +1,21 @@
 """OpenAI-compatible routes on the serving port, for the slots that serve language models.
 
-- ``GET /v1/models``: the served llm slots (those the token may use).
+- ``GET /v1/models``: the served llm slots (those the token may use), then the registry's
+  language-model versions a request may load on demand (as Ollama's ``/v1/models``).
 - ``POST /v1/chat/completions``: messages through the tokenizer's chat template (a version
   without one is refused with 400; completions still work).
 - ``POST /v1/completions``: a prompt.
 
 Both take ``stream`` (server-sent events ``data: {...}`` then ``data: [DONE]``),
 ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``, and answer ``usage``. The
-``model`` field names a slot or the ``name@version`` a slot serves. Errors are OpenAI's
+``model`` field names a slot, the ``name@version`` a slot serves, or a registry version
+no slot serves, loaded on demand and kept for its keep-alive (the same resolution as the
+Ollama routes: inference.serving.ondemand). Errors are OpenAI's
 ``{"error": {"message", "type", "code"}}`` plus ``detail``, as everywhere on the port.
+
+A slot serving a provided version (modelmgr.providers) is proxied: the same request
+goes to the provider, its tokens stream back through the same answers; the provider
+being down, slow or refusing its key is a 502/504 naming it.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from inference.serving.generation import (
     Generation,
     LlmSession,
     llm_slots,
-    resolve_slot,
     watch_disconnect,
 )
 from inference.serving.guard import answered
+from inference.serving.ondemand import resolve_target, usable_versions
+from inference.serving.provided import ProvidedGeneration, provided_call
 from inference.worker import Worker
 from modelmgr.exceptions import Forbidden, ModelmgrError
 
@@ -46,6 +54,9 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+PLACEHOLDER = "\x00piece\x00"  # no generated text is encoded as this JSON string
 
 
 class MethodNotAllowed(ModelmgrError):
@@ -86,14 +97,18 @@ class OpenAI:
         chat = path == "/v1/chat/completions"
         name = payload.get("model")
         if not isinstance(name, str) or not name:
-            raise BadRequest("model is required: a slot name or the name@version it serves")
-        slot = resolve_slot(self.worker, name)
-        grant.check_slot(slot)
-        async with LlmSession(self.worker, slot) as session:
+            raise BadRequest("model is required: a slot name or a name@version")
+        target = await resolve_target(self.worker, grant, name)
+        async with LlmSession(self.worker, target.slot, held=target.entry) as session:
             model = session.model
-            request, stop = generation_request(payload, model, chat=chat)
-            generation = Generation(model, request, stop)
-            watcher = asyncio.ensure_future(watch_disconnect(receive, request.cancel))
+            if isinstance(model, CausalLM):
+                request, stop = generation_request(payload, model, chat=chat)
+                generation = session.begin(request, stop)
+            else:  # run by a provider: proxied
+                generation = session.adopt(
+                    ProvidedGeneration(model, provided_call(payload, chat=chat))
+                )
+            watcher = asyncio.ensure_future(watch_disconnect(receive, generation.request.cancel))
             try:
                 if payload.get("stream"):
                     await self.stream(send, generation, session.entry.ref, chat=chat)
@@ -118,6 +133,20 @@ class OpenAI:
                     "version": entry.ref,
                     "context_length": entry.model.context_length,
                     "chat_template": entry.model.has_chat_template,
+                }
+            )
+        versions = await asyncio.get_running_loop().run_in_executor(None, usable_versions, grant)
+        for version in versions:
+            llm = (version.inspection or {}).get("llm") or {}
+            data.append(
+                {
+                    "id": version.ref,
+                    "object": "model",
+                    "created": int(version.created_at.timestamp()),
+                    "owned_by": "modelmgr",
+                    "version": version.ref,
+                    "context_length": llm.get("context_length"),
+                    "chat_template": llm.get("chat_template"),
                 }
             )
         await send_json(send, 200, {"object": "list", "data": data})
@@ -164,20 +193,35 @@ class OpenAI:
                 body["usage"] = generation.usage
             return b"data: " + json.dumps(body).encode() + b"\n\n"
 
+        await generation.ready()
+        # A piece's chunk is the same JSON but for the text: encode the rest once, and
+        # per piece only its string.
+        head, tail = chunk(PLACEHOLDER, None).split(json.dumps(PLACEHOLDER).encode())
+
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         if chat:
             await send(
                 {"type": "http.response.body", "body": chunk(None, None, True), "more_body": True}
             )
-        async with contextlib.aclosing(generation.pieces()) as pieces:
-            # A client that hung up cancels the generation (watch_disconnect); what it
-            # still yields goes nowhere (uvicorn drops sends after a disconnect).
-            async for piece in pieces:
-                await send(
-                    {"type": "http.response.body", "body": chunk(piece, None), "more_body": True}
-                )
+        try:
+            async with contextlib.aclosing(generation.pieces()) as pieces:
+                # A client that hung up cancels the generation (watch_disconnect); what it
+                # still yields goes nowhere (uvicorn drops sends after a disconnect).
+                async for piece in pieces:
+                    body = head + json.dumps(piece).encode() + tail
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+        except ModelmgrError as exc:
+            # Too late for a status (a provider failing mid-stream): an error event,
+            # which the openai client raises as an APIError.
+            event = openai_error_body(exc.status, exc.detail)
+            await send({"type": "http.response.body", "body": sse(event)})
+            raise
         final = chunk(None, generation.finish_reason) + b"data: [DONE]\n\n"
         await send({"type": "http.response.body", "body": final})
+
+
+def sse(body: dict) -> bytes:
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 def new_id(chat: bool) -> str:

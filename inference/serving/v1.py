@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from inference.asgi import JSON_HEADERS, send_bytes
 from inference.codec import SAFETENSORS, decode_inputs, encode_json, encode_safetensors
-from inference.serving.runner import InferRunner
+from inference.serving.runner import InferRunner, client_key_of
 
 
 async def predict(runner: InferRunner, slot: str, scope, body: bytes, send) -> None:
@@ -18,7 +18,10 @@ async def predict(runner: InferRunner, slot: str, scope, body: bytes, send) -> N
         elif name == b"accept":
             accept = value
     answer = await runner.run(
-        slot, lambda signature: decode_inputs(content_type, body, signature), body_size=len(body)
+        slot,
+        lambda signature: decode_inputs(content_type, body, signature),
+        body_size=len(body),
+        client_key=client_key_of(scope),
     )
     entry = answer.entry
     if SAFETENSORS in accept:

@@ -15,7 +15,7 @@ import numpy as np
 
 from inference.asgi import predict_body_limit_check, read_body, send_bytes, send_json
 from inference.pool import PoolEntry
-from inference.serving.runner import InferRunner
+from inference.serving.runner import InferRunner, client_key_of
 from inference.serving.v2_codec import (
     V2_TYPES,
     InferRequest,
@@ -174,7 +174,9 @@ class V2:
             parsed.append(request)
             return request.inputs
 
-        answer = await self.runner.run(slot, decode, body_size=len(body))
+        answer = await self.runner.run(
+            slot, decode, body_size=len(body), client_key=client_key_of(scope)
+        )
         content, head_length = encode_infer_response(
             slot=slot, entry=answer.entry, request=parsed[0], outputs=answer.outputs
         )

@@ -10,6 +10,7 @@ registers every admin. One module per concern:
 - ``audit``: audit trail (read-only) and API tokens
 - ``usage``: usage counters (read-only)
 - ``imports``: imports from URLs and their cancel/retry actions
+- ``providers``: external Ollama / OpenAI-compatible servers and their discover action
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from modelmgr.admin.audit import ApiTokenAdmin, AuditEventAdmin
 from modelmgr.admin.base import AuditedAdmin, ServiceDeleteAdmin
 from modelmgr.admin.imports import DownloadJobAdmin, cancel_imports, retry_imports
+from modelmgr.admin.providers import ProviderAdmin, discover_models
 from modelmgr.admin.registry import (
     ArtifactFileAdmin,
     ArtifactFileInline,
@@ -45,6 +47,7 @@ __all__ = [
     "ModelVersionAdmin",
     "ModelVersionAdminForm",
     "ModelVersionInline",
+    "ProviderAdmin",
     "RegisteredModelAdmin",
     "ServiceDeleteAdmin",
     "SlotAdmin",
@@ -54,6 +57,7 @@ __all__ = [
     "activate_in_slot",
     "archive_versions",
     "cancel_imports",
+    "discover_models",
     "retry_imports",
     "rollback_slots",
     "validate_versions",

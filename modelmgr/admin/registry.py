@@ -11,6 +11,7 @@ from modelmgr.admin.base import ServiceDeleteAdmin, ViewOnlyAdmin, _label
 from modelmgr.admin.version_actions import (
     activate_in_slot,
     archive_versions,
+    profile_versions,
     validate_versions,
     verify_hashes,
 )
@@ -109,7 +110,7 @@ class ModelVersionAdminForm(forms.ModelForm):
 
     class Meta:
         model = ModelVersion
-        fields = [*VERSION_EDITABLE_FIELDS, "trusted", "pinned"]
+        fields = [*VERSION_EDITABLE_FIELDS, "trusted", "pinned", "keep_alive_s"]
 
     def clean(self):
         data = super().clean()
@@ -156,7 +157,8 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         ),
         ("Metadata", {"fields": [*VERSION_EDITABLE_FIELDS, "parameter_count"]}),
         ("Safety", {"fields": ["unsafe", "trusted"]}),
-        ("Worker", {"fields": ["pinned"]}),
+        ("Worker", {"fields": ["pinned", "keep_alive_s"]}),
+        ("Provided by", {"fields": ["provider", "provider_model"]}),
         ("Stored files", {"fields": ["content_hash", "size_bytes", "signature", "inspection"]}),
     ]
     list_display = [
@@ -179,6 +181,7 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         "pinned",
         "model__task",
         "purpose",
+        "provider",
     ]
     search_fields = ["model__name", "version", "description", "source_uri"]
     readonly_fields = [
@@ -194,6 +197,8 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         "inspection",
         "parameter_count",
         "unsafe",
+        "provider",
+        "provider_model",
         "created_by",
         "created_at",
         "updated_at",
@@ -211,6 +216,8 @@ class ModelVersionAdmin(ServiceDeleteAdmin):
         # A form may call a JSON field changed when only its text differs.
         changed = [k for k in form.changed_data if form.cleaned_data[k] != getattr(stored, k)]
         fields = {k: form.cleaned_data[k] for k in changed if k in VERSION_EDITABLE_FIELDS}
+        if "keep_alive_s" in changed:  # edited in seconds; the service takes Ollama's name
+            fields["keep_alive"] = form.cleaned_data["keep_alive_s"]
         trusted = form.cleaned_data["trusted"] if "trusted" in changed else None
         pinned = form.cleaned_data["pinned"] if "pinned" in changed else None
         if fields or trusted is not None or pinned is not None:
@@ -240,4 +247,10 @@ class ArtifactFileAdmin(ViewOnlyAdmin):
     search_fields = ["path", "sha256", "version__model__name"]
 
 
-ModelVersionAdmin.actions = [activate_in_slot, validate_versions, verify_hashes, archive_versions]
+ModelVersionAdmin.actions = [
+    activate_in_slot,
+    validate_versions,
+    profile_versions,
+    verify_hashes,
+    archive_versions,
+]

@@ -8,6 +8,8 @@ from django.contrib import admin
 from modelmgr.admin.base import _apply_each, _label
 from modelmgr.deploy.batching import batching_checked
 from modelmgr.deploy.contract import clean_contract, version_fits_slot
+from modelmgr.deploy.gate import clean_quality_gate
+from modelmgr.deploy.llm_limits import llm_limits_checked
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import Slot
 
@@ -25,18 +27,34 @@ class SlotAdminForm(forms.ModelForm):
             "max_batch_size",
             "max_queue_delay_us",
             "preferred_batch_sizes",
+            "llm_num_parallel",
+            "llm_max_queue",
+            "quality_gate",
+            "production",
+            "worker_group",
         ]
         help_texts = {
+            "worker_group": "placement: only workers of this group (MODELMGR_WORKER_GROUP) "
+            "load the slot; empty = every worker",
+            "quality_gate": 'metric -> "<op> <number>", e.g. {"val_accuracy": ">= 0.9"}: a '
+            "switch to a version that fails it is refused unless forced ({} = no gate)",
+            "production": "accepts only production-ready versions unless a switch is forced",
             "max_batch_size": "dynamic batching: the most requests' rows run together "
             "(0 = off); only for a model with a dynamic first dimension",
             "max_queue_delay_us": "the longest a request waits for others to join its batch",
             "preferred_batch_sizes": "a JSON list of sizes run as soon as reached, e.g. [4, 8]",
+            "llm_num_parallel": "language models: generations at once "
+            "(0 = MODELMGR_LLM_NUM_PARALLEL)",
+            "llm_max_queue": "language models: requests that may wait for a place, more get "
+            "503 (empty = MODELMGR_LLM_MAX_QUEUE, 0 = none wait)",
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in ("max_batch_size", "max_queue_delay_us", "preferred_batch_sizes"):
             self.fields[name].required = False  # left out: stays as it is
+        self.fields["llm_num_parallel"].required = False  # empty: the default
+        self.fields["quality_gate"].required = False  # empty: no gate
 
     def clean(self):
         data = super().clean()
@@ -54,6 +72,20 @@ class SlotAdminForm(forms.ModelForm):
         except ModelmgrError as exc:
             raise forms.ValidationError(str(exc)) from None
         data.update(batching)
+        try:
+            limits = llm_limits_checked(
+                self.instance,
+                num_parallel=data.get("llm_num_parallel") or 0,
+                max_queue=data.get("llm_max_queue"),
+            )
+        except ModelmgrError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        try:
+            data["quality_gate"] = clean_quality_gate(data.get("quality_gate"))
+        except ModelmgrError as exc:
+            raise forms.ValidationError({"quality_gate": str(exc)}) from None
+        data["llm_num_parallel"] = limits["num_parallel"]
+        data["llm_max_queue"] = limits["max_queue"]
         if self.instance.pk:
             candidate = Slot(
                 name=self.instance.name, task=data.get("task"), contract=data["contract"]
@@ -83,14 +115,23 @@ class SlotAdmin(admin.ModelAdmin):
         "task",
         "active_version",
         "previous_version",
+        "canary_version",
+        "canary_share",
+        "shadow_version",
         "max_batch_size",
         "updated_at",
     ]
     list_filter = ["task"]
     search_fields = ["name", "description"]
-    # Canary serving is not built yet (the columns wait for it): the admin shows no field
-    # or column for a feature that does nothing.
-    serving_fields = ["active_version", "previous_version"]
+    # Read-only: they change by a switch (canary and shadow: modelmgr.deploy.canary, set
+    # from /settings or the API; promoted or aborted by this admin's actions too).
+    serving_fields = [
+        "active_version",
+        "previous_version",
+        "canary_version",
+        "canary_share",
+        "shadow_version",
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         # A rename would leave the worker routing the old name.
@@ -98,12 +139,17 @@ class SlotAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         from modelmgr.deploy.batching import slot_batching_set
+        from modelmgr.deploy.llm_limits import slot_llm_limits_set
         from modelmgr.deploy.slots import slot_create, slot_update
 
         fields = {"task": obj.task, "description": obj.description, "contract": obj.contract}
         if change:
             slot_update(
-                slot_name=obj.name, actor=request.user, actor_label=_label(request), **fields
+                slot_name=obj.name,
+                actor=request.user,
+                actor_label=_label(request),
+                worker_group=obj.worker_group,
+                **fields,
             )
         else:
             created = slot_create(
@@ -118,6 +164,23 @@ class SlotAdmin(admin.ModelAdmin):
             max_queue_delay_us=obj.max_queue_delay_us,
             preferred_batch_sizes=obj.preferred_batch_sizes,
         )
+        slot_llm_limits_set(
+            slot_name=obj.name,
+            actor=request.user,
+            actor_label=_label(request),
+            num_parallel=obj.llm_num_parallel,
+            max_queue=obj.llm_max_queue,
+        )
+        if {"quality_gate", "production"} & set(form.changed_data):
+            from modelmgr.deploy.gate import slot_gate_set
+
+            slot_gate_set(  # the stored row, so the audit's "before" is what it was
+                slot=Slot.objects.get(name=obj.name),
+                quality_gate=obj.quality_gate,
+                production=obj.production,
+                actor=request.user,
+                actor_label=_label(request),
+            )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         serving = obj is not None and (obj.active_version_id or obj.canary_version_id)
@@ -191,4 +254,35 @@ def rollback_slots(modeladmin, request, queryset):
     )
 
 
-SlotAdmin.actions = [rollback_slots]
+def _arms_action(action: str, *, ok: str, refused: str, description: str):
+    """An admin action running modelmgr.deploy.canary's ``action`` on each chosen slot."""
+
+    def run(modeladmin, request, queryset):
+        from modelmgr.deploy.canary import arms_change
+
+        def act(slot):
+            result = arms_change(
+                slot=slot.name, action=action, actor=request.user, actor_label=_label(request)
+            )
+            return f"{slot.name} serves {result['after']['active']}"
+
+        # The service's refusals name the slot already.
+        _apply_each(modeladmin, request, queryset, act, ok=ok, refused=refused)
+
+    run.__name__ = action.replace(".", "_")
+    return admin.action(description=description)(run)
+
+
+promote_canaries = _arms_action(
+    "slot.promote",
+    ok="Promoted",
+    refused="Not promoted",
+    description="Promote the canary to the active version",
+)
+abort_arms = _arms_action(
+    "slot.abort",
+    ok="Canary and shadow removed",
+    refused="Not changed",
+    description="Abort the canary and the shadow",
+)
+SlotAdmin.actions = [rollback_slots, promote_canaries, abort_arms]

@@ -1,10 +1,11 @@
-"""Usage counters per minute and slot: read-only."""
+"""Usage counters per minute and slot, and measured profiles: read-only."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from modelmgr.models import UsageBucket
+from modelmgr.admin.base import ViewOnlyAdmin
+from modelmgr.models import UsageBucket, VersionProfile
 
 
 @admin.register(UsageBucket)
@@ -24,3 +25,13 @@ class UsageBucketAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(VersionProfile)
+class VersionProfileAdmin(ViewOnlyAdmin):
+    """Profiles are measured by the "Profile" action on versions (or the API), never typed."""
+
+    list_display = ["version", "device", "runtime", "load_ms", "memory_bytes", "created_at"]
+    list_filter = ["device"]
+    search_fields = ["version__model__name", "version__version"]
+    readonly_fields = [f.name for f in VersionProfile._meta.fields]

@@ -1,4 +1,5 @@
-"""Admin actions on model versions: activate in a slot, validate, verify hashes, archive.
+"""Admin actions on model versions: activate in a slot, validate, profile, verify hashes,
+archive.
 
 Each calls the same service as the API and the pages (which audits it) and reports the
 outcome per version as an admin message.
@@ -59,6 +60,27 @@ def validate_versions(modeladmin, request, queryset):
             continue
         (done if outcome["ok"] else failed).append(outcome["detail"])
     _report(modeladmin, request, done, failed, ok="Validated", refused="Validation failed")
+
+
+@admin.action(description="Profile (latency and throughput in the worker)")
+def profile_versions(modeladmin, request, queryset):
+    from modelmgr.deploy.profile import version_profile_run
+
+    done, failed = [], []
+    for version in queryset.select_related("model__owner"):
+        try:
+            profile = version_profile_run(
+                version=version, actor=request.user, actor_label=_label(request)
+            )
+        except ModelmgrError as exc:
+            failed.append(f"{version.ref}: {exc.detail}")
+            continue
+        first = profile.results[0] if profile.results else {}
+        done.append(
+            f"{version.ref} on {profile.device}: {first.get('p50_ms', 0):.3g} ms p50 at "
+            f"batch {first.get('batch_size', 1)}"
+        )
+    _report(modeladmin, request, done, failed, ok="Profiled", refused="Profile refused")
 
 
 @admin.action(description="Verify hashes")

@@ -7,6 +7,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from modelmgr.api.auth import request_actor_label
+from modelmgr.api.render import json_response, model_dict
 from modelmgr.api.schemas import ModelIn, ModelOut, ModelPage, ModelPatch
 from modelmgr.registry import selectors, services
 from modelmgr.registry.pagination import MAX_LIMIT
@@ -54,12 +55,13 @@ def create_model(request: HttpRequest, payload: ModelIn):
 @router.get("/models", response=ModelPage, summary="List models (newest first, keyset pages)")
 def list_models(request: HttpRequest, filters: Query[ModelFilters]):
     page = selectors.model_list(user=request.user, **filters.dict())
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    items = [model_dict(m) for m in page.items]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
 
 
 @router.get("/models/{name}", response=ModelOut, summary="Show a model")
 def get_model(request: HttpRequest, name: str, owner: str | None = None):
-    return selectors.model_get(user=request.user, name=name, owner=owner)
+    return json_response(model_dict(selectors.model_get(user=request.user, name=name, owner=owner)))
 
 
 @router.patch("/models/{name}", response=ModelOut, summary="Change task, framework, text, tags")

@@ -99,6 +99,7 @@ async def predict(request: HttpRequest, slot: str):
         body=body,
         content_type=request.content_type or "",
         accept=request.headers.get("accept", ""),
+        client_key=request.headers.get("x-client-key", ""),
     )
     response = HttpResponse(
         answer.content,

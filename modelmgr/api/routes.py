@@ -22,6 +22,13 @@ install_error_handlers(api)
 api.add_router("/", health.router)
 api.add_router("/", models_api.router)
 api.add_router("/", versions_api.router)
+# Before resolve_router: its /versions/{path:ref} would swallow .../report (modelmgr.api.reports).
+from modelmgr.api import reports as reports_api  # noqa: E402
+
+api.add_router("/", reports_api.router)
+from modelmgr.api import profiles as profiles_api  # noqa: E402
+
+api.add_router("/", profiles_api.router)
 api.add_router("/", versions_api.resolve_router)
 api.add_router("/", imports_api.router)
 
@@ -35,7 +42,13 @@ from modelmgr.api.errors import install_deploy_error_handlers  # noqa: E402
 
 install_deploy_error_handlers(api)
 api.add_router("/", slots_api.router)
+from modelmgr.api import canary as canary_api  # noqa: E402
+
+api.add_router("/", canary_api.router)
 api.add_router("/", switch_api.router)
+from modelmgr.api import watches as watches_api  # noqa: E402
+
+api.add_router("/", watches_api.router)
 api.add_router("/", predict_api.router)
 api.add_router("/", stats_api.router)
 api.add_router("/", status_api.router)
@@ -43,3 +56,15 @@ api.add_router("/", status_api.router)
 from modelmgr.api import recommend as recommend_api  # noqa: E402
 
 api.add_router("/", recommend_api.router)
+
+from modelmgr.api import playground as playground_api  # noqa: E402
+
+api.add_router("/", playground_api.router)
+
+from modelmgr.api import providers as providers_api  # noqa: E402
+
+api.add_router("/", providers_api.router)
+
+from modelmgr.api import drift as drift_api  # noqa: E402
+
+api.add_router("/", drift_api.router)

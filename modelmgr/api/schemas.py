@@ -53,6 +53,10 @@ class ModelOut(Schema):
     def resolve_tags(obj: RegisteredModel) -> list[str]:
         return [tag.name for tag in obj.tags.all()]
 
+    @staticmethod
+    def resolve_latest_version(obj: RegisteredModel) -> str | None:
+        return obj.latest_version or None
+
 
 class ModelPage(Schema):
     items: list[ModelOut]
@@ -102,6 +106,11 @@ class VersionOut(Schema):
     pinned: bool = Field(
         description="kept loaded in the worker even when no slot serves it; never evicted"
     )
+    keep_alive_s: float | None = Field(
+        None,
+        description="language models: idle seconds before an unserved, unpinned copy is "
+        "unloaded (negative = forever; null = MODELMGR_LLM_KEEP_ALIVE)",
+    )
     error: str
     metadata: dict[str, Any]
     created_by: str | None
@@ -109,6 +118,14 @@ class VersionOut(Schema):
     updated_at: datetime
     primary_path: str | None
     files: list[FileOut]
+    provider: str | None = Field(
+        None, description="provided, not stored: the provider that runs it (no files)"
+    )
+    provider_model: str = Field("", description="the provider's own name for it")
+
+    @staticmethod
+    def resolve_provider(obj: ModelVersion) -> str | None:
+        return obj.provider.name if obj.provider_id else None
 
     @staticmethod
     def resolve_model(obj: ModelVersion) -> str:
@@ -152,6 +169,11 @@ class VersionPatch(Schema):
     recommended_use: str | None = None
     production_ready: bool | None = None
     metadata: dict[str, Any] | None = None
+    keep_alive: str | float | None = Field(
+        None,
+        description='language models: Ollama\'s keep_alive ("5m", "30s", "1h", seconds; '
+        "negative = forever; null = the MODELMGR_LLM_KEEP_ALIVE default)",
+    )
     status: Literal["archived", "available"] | None = Field(
         None, description="'archived' to archive, 'available' to unarchive"
     )

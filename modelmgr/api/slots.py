@@ -15,6 +15,7 @@ from modelmgr.api.switch import SwitchError, SwitchOut
 from modelmgr.deploy import slots as slot_services
 from modelmgr.deploy.batching import MAX_BATCH_SIZE, MAX_QUEUE_DELAY_US, slot_batching_set
 from modelmgr.deploy.errors import SlotErrors
+from modelmgr.deploy.llm_limits import MAX_NUM_PARALLEL, MAX_QUEUE, UNSET, slot_llm_limits_set
 from modelmgr.deploy.rollback import slot_rollback
 from modelmgr.models import Task
 
@@ -53,6 +54,25 @@ class BatchingIn(Schema):
     )
 
 
+class LlmLimitsOut(Schema):
+    num_parallel: int
+    max_queue: int | None
+
+
+class LlmLimitsIn(Schema):
+    num_parallel: Any = Field(
+        None,
+        description=f"generations at once, 1-{MAX_NUM_PARALLEL}; 0 = MODELMGR_LLM_NUM_PARALLEL",
+        examples=[2],
+    )
+    max_queue: Any = Field(
+        None,
+        description=f"requests that may wait for a place, 0-{MAX_QUEUE} (0: none); "
+        "null = MODELMGR_LLM_MAX_QUEUE",
+        examples=[8],
+    )
+
+
 class SlotOut(Schema):
     name: str
     task: str
@@ -62,7 +82,10 @@ class SlotOut(Schema):
     previous: VersionRefOut | None
     canary: VersionRefOut | None
     canary_share: float
+    shadow: VersionRefOut | None = None
     batching: BatchingOut
+    llm_limits: LlmLimitsOut
+    worker_group: str = Field("", description='the workers that serve it; "" = every worker')
     updated_at: datetime
 
 
@@ -79,6 +102,12 @@ class SlotPatch(Schema):
     task: str | None = None
     description: str | None = None
     contract: dict[str, Any] | None = Field(None, description=CONTRACT_DOC + "; {} removes it")
+    worker_group: Any = Field(
+        None,
+        description="placement: only workers of this group (MODELMGR_WORKER_GROUP) load the "
+        'slot; "" = every worker',
+        examples=["gpu"],
+    )
 
 
 @router.get("/slots", response=list[SlotOut], summary="List slots")
@@ -104,7 +133,9 @@ def get_slot(request: HttpRequest, slot: str):
     return slot_services.slot_payload(slot_services.slot_get(name=slot))
 
 
-@router.patch("/slots/{slot}", response=SlotOut, summary="Change task, description, contract")
+@router.patch(
+    "/slots/{slot}", response=SlotOut, summary="Change task, description, contract, worker group"
+)
 def update_slot(request: HttpRequest, slot: str, payload: SlotPatch):
     """A change the served version would not fit is refused (409) naming the problems."""
     changes = payload.dict(exclude_unset=True)
@@ -115,6 +146,7 @@ def update_slot(request: HttpRequest, slot: str, payload: SlotPatch):
         task=changes.get("task"),
         description=changes.get("description"),
         contract=changes.get("contract"),
+        worker_group=changes.get("worker_group"),
     )
     return slot_services.slot_payload(updated)
 
@@ -132,6 +164,25 @@ def set_batching(request: HttpRequest, slot: str, payload: BatchingIn):
         max_batch_size=changes.get("max_batch_size"),
         max_queue_delay_us=changes.get("max_queue_delay_us"),
         preferred_batch_sizes=changes.get("preferred_batch_sizes"),
+    )
+    return slot_services.slot_payload(updated)
+
+
+@router.put(
+    "/slots/{slot}/llm-limits", response=SlotOut, summary="Set generation limits (language models)"
+)
+def set_llm_limits(request: HttpRequest, slot: str, payload: LlmLimitsIn):
+    """Generations at once on the slot and requests that may wait; beyond that the
+    serving port answers 503 with Retry-After. Settings left out stay as they are; 0
+    parallel / null queue follow MODELMGR_LLM_NUM_PARALLEL / MODELMGR_LLM_MAX_QUEUE.
+    422 for a value out of range. The worker applies it without a restart."""
+    changes = payload.dict(exclude_unset=True)
+    updated = slot_llm_limits_set(
+        slot_name=slot,
+        actor=request.user,
+        actor_label=request_actor_label(request),
+        num_parallel=changes.get("num_parallel", UNSET),
+        max_queue=changes.get("max_queue", UNSET),
     )
     return slot_services.slot_payload(updated)
 

@@ -34,6 +34,22 @@ class Summary(Schema):
     p95_ms: float | None
     p99_ms: float | None
     last_used: datetime | None
+    # Language models (0 / null for tensor models)
+    success_rate: float | None = Field(
+        description="1 - error_rate: requests the model did not fail (null without requests)"
+    )
+    prompt_tokens: int = Field(description="prompt tokens of the generations that started")
+    completion_tokens: int = Field(description="tokens generated (as each answer's usage)")
+    generations: int = Field(description="successful generations with a first token")
+    ttft_mean_ms: float | None = Field(
+        description="time to first token, from the request's arrival at the worker (ms)"
+    )
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    tokens_per_s_p50: float | None = Field(
+        description="decode speed: tokens after the first / time from the first to the last"
+    )
+    tokens_per_s_p95: float | None
 
 
 class GroupOut(Summary):
@@ -51,6 +67,12 @@ class MinuteOut(Schema):
     mean_ms: float | None
     p50_ms: float | None
     p95_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    tokens_per_s_p50: float | None
+    tokens_per_s_p95: float | None
 
 
 class StatsOut(Schema):
@@ -61,8 +83,9 @@ class StatsOut(Schema):
     series: list[MinuteOut] = Field(description="per minute with traffic, oldest first")
 
 
-@router.get("/stats", response=StatsOut, summary="Usage: counts, errors, latency percentiles")
+@router.get("/stats", response=StatsOut, summary="Usage: counts, errors, latency, tokens, tokens/s")
 def stats(request: HttpRequest, filters: Query[StatsFilters]):
     """Aggregates the per-minute usage the worker flushes (every few seconds) for the
-    versions you can see. Percentiles come from summed latency histograms."""
+    versions you can see. Percentiles come from summed histograms (latency; for language
+    models also time to first token and tokens/s), so they hold across minutes."""
     return stats_aggregate(user=request.user, **filters.dict())

@@ -14,7 +14,14 @@ router = Router(tags=["status"])
 
 
 class WorkerOut(Schema):
-    url: str
+    name: str = Field("", description="the worker's registered name (MODELMGR_WORKER_NAME)")
+    url: str = Field(description="its control API")
+    serve_url: str = Field("", description="its public serving port, for a load balancer")
+    group: str = Field("", description="its placement group (MODELMGR_WORKER_GROUP)")
+    registered: bool = Field(False, description="false: the MODELMGR_WORKER_URL fallback")
+    up: bool = Field(True, description="heartbeats on time (a down worker gets nothing)")
+    heartbeat_at: str | None = None
+    started_at: str | None = None
     reachable: bool
     error: str = Field(description="why the worker could not be asked")
     status: dict[str, Any] | None = Field(
@@ -32,7 +39,8 @@ class SlotStateOut(Schema):
 
 
 class StatusOut(Schema):
-    worker: WorkerOut
+    worker: WorkerOut = Field(description="the worker the drift below is read from")
+    workers: list[WorkerOut] = Field(description="every worker: up ones first, then down")
     slots: list[SlotStateOut]
     in_sync: bool | None
     drifting: list[str]

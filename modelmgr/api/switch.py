@@ -14,8 +14,11 @@ from pydantic import Field
 
 from modelmgr.api.auth import request_actor_label
 from modelmgr.api.switch_stream import NDJSON, switch_streamed
+from modelmgr.api.watches import watch_of
 from modelmgr.deploy.errors import SlotErrors
-from modelmgr.deploy.switch import slots_switch
+from modelmgr.deploy.slots import SLOT_NAME_MAX
+from modelmgr.deploy.watch_switch import slots_switch_watched
+from modelmgr.registry.validation import SLUG_RE
 
 router = Router(tags=["slots"])
 
@@ -39,6 +42,9 @@ class SwitchOut(Schema):
     )
     total_ms: float = Field(
         description="the whole request: validation, loads, warm-ups, swap and commit"
+    )
+    watches: dict[str, int] | None = Field(
+        None, description="slot -> id of its health watch (GET /api/v1/switch/watches/{id})"
     )
 
 
@@ -71,6 +77,21 @@ _BODY_DOC = {
                                     "additionalProperties": {"type": ["string", "null"]},
                                     "description": "slot -> name@version (as the plain form)",
                                 },
+                                "watch": {
+                                    "type": "object",
+                                    "description": "optional health watch of each switched "
+                                    "slot: window_s (1-3600, required), max_error_rate "
+                                    "(0-1), max_p95_ratio (>= 1, vs the previous version's "
+                                    "p95), min_requests (default 20); a regression rolls "
+                                    "back automatically",
+                                },
+                                "force": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": "override the slots' quality gates "
+                                    "(thresholds, production-ready); audited as "
+                                    "slot.switch.forced with what was overridden",
+                                },
                                 "expected": {
                                     "type": "object",
                                     "additionalProperties": {"type": ["string", "null"]},
@@ -86,6 +107,20 @@ _BODY_DOC = {
                 "example": {"detector": "yolo-v8-small@1.1", "policy": "walk@3"},
                 "examples": {
                     "plain": {"value": {"detector": "yolo-v8-small@1.1", "policy": "walk@3"}},
+                    "watched": {
+                        "value": {
+                            "slots": {"detector": "yolo-v8-small@1.1"},
+                            "watch": {
+                                "window_s": 30,
+                                "max_error_rate": 0.05,
+                                "max_p95_ratio": 1.5,
+                                "min_requests": 20,
+                            },
+                        }
+                    },
+                    "forced": {
+                        "value": {"slots": {"detector": "yolo-v8-small@1.1"}, "force": True}
+                    },
                     "expected": {
                         "value": {
                             "slots": {"detector": "yolo-v8-small@1.1"},
@@ -136,24 +171,29 @@ _BODY_DOC = {
 }
 
 
-def _assignments(request: HttpRequest) -> tuple[dict[str, str | None], dict | None]:
-    """(slot -> ref, expected) from either body form.
+def switch_body(request: HttpRequest) -> tuple[dict[str, str | None], dict | None, bool]:
+    """(slot -> ref, expected, force) from either body form.
 
-    ``{"slots": {...}, "expected": {...}}`` is told from the plain ``{slot: ref}`` by
-    ``slots`` holding an object: a plain form's value is a string or null, never one.
+    ``{"slots": {...}, "expected": {...}, "force": true}`` is told from the plain
+    ``{slot: ref}`` by ``slots`` holding an object: a plain form's value is a string or
+    null, never one.
     """
     try:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise SlotErrors(f"the body is not JSON: {exc}", status=422) from None
-    expected = None
+    expected, force = None, False
     if isinstance(body, dict) and isinstance(body.get("slots"), dict):
-        unknown = sorted(set(body) - {"slots", "expected"})
+        unknown = sorted(set(body) - {"slots", "expected", "force", "watch"})
         if unknown:
             raise SlotErrors(
-                f'unknown field(s) beside "slots": {", ".join(unknown)} (allowed: expected)',
+                f'unknown field(s) beside "slots": {", ".join(unknown)} '
+                "(allowed: expected, force, watch)",
                 status=422,
             )
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise SlotErrors(f'"force" must be true or false, got {force!r}', status=422)
         body, expected = body["slots"], body.get("expected")
     if not isinstance(body, dict) or not body:
         raise SlotErrors(
@@ -161,7 +201,28 @@ def _assignments(request: HttpRequest) -> tuple[dict[str, str | None], dict | No
             'or {"slots": {...}, "expected": {slot: "<the version you saw>"}}',
             status=422,
         )
-    return body, expected
+    # Checked before any query: a name no slot can have (a lone surrogate or a NUL, which
+    # PostgreSQL cannot even be asked about) is the caller's mistake, not a server error.
+    seen = expected if isinstance(expected, dict) else {}
+    for name in [*body, *seen]:
+        if not SLUG_RE.fullmatch(name) or len(name) > SLOT_NAME_MAX:
+            raise SlotErrors(
+                f"{name!r} is not a slot name (1-{SLOT_NAME_MAX} letters, digits, '-' or '_')",
+                status=422,
+            )
+    for ref in [*body.values(), *seen.values()]:
+        if isinstance(ref, str) and not _storable(ref):
+            raise SlotErrors(
+                f"{ref!r} is not a version reference (control or unpaired characters)",
+                status=422,
+            )
+    return body, expected, force
+
+
+def _storable(text: str) -> bool:
+    """Text a database can be asked about: no NUL or other control character, no lone
+    surrogate (which cannot be encoded as UTF-8)."""
+    return not any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 @router.post(
@@ -206,26 +267,46 @@ def switch(request: HttpRequest):
     serve. A slot that serves something else now is refused (409) naming who changed it
     and when; nothing changes. Every refusal is in the audit trail (outcome ``refused``).
 
+    **Quality gates.** A slot's ``quality_gate`` (thresholds on the version's metrics)
+    and ``production`` flag (production-ready versions only) refuse a version that fails
+    them with 409 naming the failed gate; ``"force": true`` in the wrapped body form
+    overrides them, and the switch is audited as ``slot.switch.forced`` with what it
+    overrode.
+
+    **Health watch.** ``"watch": {"window_s": 30, "max_error_rate": 0.05,
+    "max_p95_ratio": 1.5, "min_requests": 20}`` in the wrapped body form watches each
+    switched slot's new version for ``window_s``: once it has ``min_requests`` requests,
+    an error rate above ``max_error_rate`` or a p95 above ``max_p95_ratio`` times the
+    previous version's p95 (measured before the switch) rolls the slot back by itself
+    (audited ``slot.rollback.auto`` with the figures). A window that passes is audited
+    ``slot.watch.healthy``. The answer's ``watches`` names each watch
+    (``GET /api/v1/switch/watches/{id}``). Bad thresholds: 422, nothing switches.
+
     Staff (or users with the change_slot permission) may switch anything they see;
     others only slots whose current and new versions they own.
     """
-    assignments, expected = _assignments(request)
+    assignments, expected, force = switch_body(request)
+    watch = watch_of(request)
     if _wants_stream(request):
         return switch_streamed(
             request,
             assignments,
             expected=expected,
+            force=force,
+            watch=watch,
             done_body=lambda result: SwitchOut.model_validate(result.as_dict()).model_dump(
                 mode="json"
             ),
         )
-    result = slots_switch(
+    result, watches = slots_switch_watched(
         assignments=assignments,
+        watch=watch,
         actor=request.user,
         actor_label=request_actor_label(request),
         expected=expected,
+        force=force,
     )
-    return result.as_dict()
+    return result.as_dict() | ({"watches": watches} if watches else {})
 
 
 def _wants_stream(request: HttpRequest) -> bool:

@@ -22,7 +22,8 @@ from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from modelmgr.api.auth import request_actor_label
-from modelmgr.deploy.switch import SwitchResult, slots_switch
+from modelmgr.deploy.switch import SwitchResult
+from modelmgr.deploy.watch_switch import slots_switch_watched
 from modelmgr.exceptions import ModelmgrError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class _Outcome:
 
     result: SwitchResult | None = None
     error: BaseException | None = None
+    watches: dict[str, int] | None = None  # slot -> health watch id (a watched switch)
 
 
 class _Feed:
@@ -79,7 +81,9 @@ def switch_streamed(
     assignments: dict[str, str | None],
     *,
     expected: dict | None = None,
+    force: bool = False,
     done_body: Callable[[SwitchResult], dict[str, Any]],
+    watch=None,
 ):
     """Run the switch in a thread of its own (not the response's: a client that goes
     away stops reading, never the switch) and answer with its events as they come.
@@ -94,15 +98,16 @@ def switch_streamed(
         close_old_connections()
         outcome = _Outcome(error=RuntimeError("the switch thread stopped"))
         try:
-            outcome = _Outcome(
-                result=slots_switch(
-                    assignments=assignments,
-                    actor=actor,
-                    actor_label=actor_label,
-                    expected=expected,
-                    listener=feed.put,
-                )
+            result, watches = slots_switch_watched(
+                assignments=assignments,
+                watch=watch,
+                actor=actor,
+                actor_label=actor_label,
+                expected=expected,
+                force=force,
+                listener=feed.put,
             )
+            outcome = _Outcome(result=result, watches=watches)
         except Exception as exc:  # noqa: BLE001 - every failure ends the stream
             outcome = _Outcome(error=exc)
         finally:
@@ -151,7 +156,8 @@ def _line(event: dict[str, Any]) -> bytes:
 def _done(outcome: _Outcome, switch_id: str | None, done_body) -> dict[str, Any]:
     """The last line: the plain call's 200 body, or its error body with its status."""
     if outcome.result is not None:
-        return {"event": "done", **done_body(outcome.result)}
+        watches = {"watches": outcome.watches} if outcome.watches else {}
+        return {"event": "done", **done_body(outcome.result), **watches}
     error = outcome.error
     if isinstance(error, ModelmgrError):
         status, detail = error.status, error.detail

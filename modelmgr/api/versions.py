@@ -11,6 +11,7 @@ from ninja.files import UploadedFile
 from pydantic import Field
 
 from modelmgr.api.auth import request_actor_label
+from modelmgr.api.render import json_response, version_dict
 from modelmgr.api.schemas import (
     FileOut,
     VerifyOut,
@@ -38,8 +39,7 @@ class VersionFilters(Schema):
 
 
 def _version(request: HttpRequest, name: str, version: str, owner: str | None) -> ModelVersion:
-    model = selectors.model_get(user=request.user, name=name, owner=owner)
-    return selectors.version_get(user=request.user, model=model, version=version)
+    return selectors.version_lookup(user=request.user, name=name, version=version, owner=owner)
 
 
 def _reread(request: HttpRequest, version: ModelVersion) -> ModelVersion:
@@ -87,13 +87,16 @@ def list_versions(request: HttpRequest, name: str, filters: Query[VersionFilters
         status=filters.status,
         cursor=filters.cursor,
         limit=filters.limit,
+        files=False,
     )
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    files = selectors.version_files(page.items)
+    items = [version_dict(v, model=model, files=files[v.pk]) for v in page.items]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
 
 
 @router.get(ONE, response=VersionOut, summary="Show a version")
 def get_version(request: HttpRequest, name: str, version: str, owner: str | None = None):
-    return _version(request, name, version, owner)
+    return json_response(version_dict(_version(request, name, version, owner)))
 
 
 @router.patch(ONE, response=VersionOut, summary="Change metadata, archive, unarchive, pin")
@@ -174,4 +177,4 @@ resolve_router = Router(tags=["versions"])
     summary="Resolve name@version, owner/name@version, or bare name (newest available)",
 )
 def resolve_version(request: HttpRequest, ref: str):
-    return selectors.version_resolve(user=request.user, ref=ref)
+    return json_response(version_dict(selectors.version_resolve(user=request.user, ref=ref)))

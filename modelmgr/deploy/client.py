@@ -156,18 +156,26 @@ class WorkerClient:
         return self.call("POST", "/reconcile?wait=0", timeout=timeout)
 
     def switch_stream(
-        self, *, switch_id: str, slots: dict[str, int | None]
+        self,
+        *,
+        switch_id: str,
+        slots: dict[str, int | None],
+        shares: dict[str, float] | None = None,
+        path: str = "/switch",
     ) -> Iterator[dict[str, Any]]:
-        """POST /switch and yield its NDJSON events as they arrive.
+        """POST /switch (or /prepare: phase 1 of a fan-out switch) and yield its NDJSON
+        events as they arrive.
 
         A refused request raises ``WorkerRefused``; a worker that cannot be reached, or
         whose stream breaks or falls silent for longer than the switch timeout, raises
         ``WorkerUnavailable``. The caller decides what a stream without a result means.
         """
-        body = {"switch_id": switch_id, "slots": slots}
+        body: dict[str, Any] = {"switch_id": switch_id, "slots": slots}
+        if shares:
+            body["shares"] = shares  # canary shares (modelmgr.deploy.canary)
         try:
             with self._sync.stream(
-                "POST", "/switch", json=body, timeout=self.switch_timeout
+                "POST", path, json=body, timeout=self.switch_timeout
             ) as response:
                 if response.status_code >= 400:
                     response.read()
@@ -184,6 +192,26 @@ class WorkerClient:
                         yield event
         except httpx.HTTPError as exc:
             raise self.unavailable(exc, self.switch_timeout, doing="switching") from exc
+
+    def post_stream(self, path: str, payload: Any, *, doing: str = "") -> Iterator[dict[str, Any]]:
+        """POST and yield the NDJSON events of the answer (the worker's /profile), with
+        the switch's read timeout; an error answer raises ``WorkerRefused``."""
+        try:
+            with self._sync.stream(
+                "POST", path, json=payload, timeout=self.switch_timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise WorkerRefused(_detail_of(response), status=response.status_code)
+                for line in response.iter_lines():
+                    try:
+                        event = json.loads(line) if line.strip() else None
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict):
+                        yield event
+        except httpx.HTTPError as exc:
+            raise self.unavailable(exc, self.switch_timeout, doing=doing) from exc
 
     # --- async data path --------------------------------------------------------------
 
@@ -222,8 +250,18 @@ class WorkerClient:
             trust_env=False,
         )
 
+    def stream_client(self) -> httpx.AsyncClient:
+        """A new async client for one long streamed call (the LLM relay); the caller
+        closes it."""
+        return httpx.AsyncClient(
+            base_url=self._base_url,
+            transport=httpx.AsyncHTTPTransport(uds=self.socket or None),
+            timeout=self.predict_timeout,
+            trust_env=False,
+        )
+
     async def infer(
-        self, slot: str, *, body: bytes, content_type: str, accept: str = ""
+        self, slot: str, *, body: bytes, content_type: str, accept: str = "", client_key: str = ""
     ) -> WireResponse | httpx.Response:
         """POST /infer/{slot} with ``body`` as is; the worker's response is returned as is
         (``status_code``, ``headers`` with lower-case names, ``content``)."""
@@ -231,6 +269,8 @@ class WorkerClient:
         headers = {"content-type": content_type or "application/json"}
         if accept:
             headers["accept"] = accept
+        if client_key:  # the same robot keeps the same canary arm (inference.router)
+            headers["x-client-key"] = client_key
         if self.socket or urlsplit(self.url).scheme == "http":
             try:
                 return await self._loop_local(self._wire_pool).post(path, body, headers)

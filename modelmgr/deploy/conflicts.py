@@ -16,7 +16,7 @@ from modelmgr.deploy.errors import SlotErrors
 from modelmgr.models import AuditEvent, ModelVersion, Slot
 
 # The audited actions that change what a slot serves.
-SERVING_ACTIONS = ("slot.switch", "slot.rollback")
+SERVING_ACTIONS = ("slot.switch", "slot.switch.forced", "slot.rollback")
 # How many recent serving changes are searched for a slot's last one.
 RECENT_CHANGES = 200
 

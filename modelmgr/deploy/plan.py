@@ -9,10 +9,11 @@ serves now (an empty slot involves only the new one). ``actor=None`` is the syst
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelmgr.deploy.contract import version_fits_slot
 from modelmgr.deploy.errors import SlotErrors
+from modelmgr.deploy.gate import gate_failures
 from modelmgr.exceptions import ModelmgrError, NotFound
 from modelmgr.models import ModelVersion, Slot, VersionStatus
 from modelmgr.refs import parse_ref
@@ -51,6 +52,8 @@ class Step:
     slot: Slot
     current: ModelVersion | None
     target: ModelVersion | None
+    # The quality-gate failures a forced switch overrides (modelmgr.deploy.gate).
+    overridden: list[str] = field(default_factory=list)
 
     @property
     def unchanged(self) -> bool:
@@ -89,7 +92,7 @@ def _deployable_problem(version: ModelVersion) -> str:
             f"{version.ref} is a pickled (unsafe) artifact; an administrator must mark it "
             "trusted before it can be deployed"
         )
-    if not version.files.exists():
+    if version.provider_id is None and not version.files.exists():
         return f"{version.ref} has no files"
     return ""
 
@@ -106,13 +109,15 @@ def _permission_problem(actor, step: Step) -> str:
     return ""
 
 
-def plan_build(*, targets: dict[str, Target], actor) -> list[Step]:
+def plan_build(*, targets: dict[str, Target], actor, force: bool = False) -> list[Step]:
     """Validate every assignment; raise SlotErrors naming each bad slot's cause.
 
     1. The request names at least one slot; every slot exists.
     2. Each ref parses and resolves to a version the actor can see (404 otherwise).
     3. The version is deployable: available, and trusted when pickle-based.
-    4. It fits the slot: task and signature contract.
+    4. It fits the slot: task and signature contract; and it passes the slot's quality
+       gate (modelmgr.deploy.gate), unless ``force`` (the step then lists what it
+       overrides in ``overridden``).
     5. The actor may switch it (see the module docstring).
     """
     actor = as_actor(actor)
@@ -152,6 +157,16 @@ def plan_build(*, targets: dict[str, Target], actor) -> list[Step]:
                     f"{version.ref} does not fit slot {name}: " + "; ".join(misfit),
                 )
                 continue
+            failures = gate_failures(version, slot)
+            if failures and not force:
+                causes[name] = (
+                    409,
+                    f"{version.ref} fails slot {name}'s quality gate: "
+                    + "; ".join(failures)
+                    + " (force the switch to override)",
+                )
+                continue
+            step.overridden = failures
         problem = _permission_problem(actor, step)
         if problem:
             causes[name] = (403, problem)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 from django.conf import settings
 
-from modelmgr.deploy.client import worker_client
-from modelmgr.exceptions import ModelmgrError, UploadTooLarge
+from modelmgr.deploy.spread import spread
+from modelmgr.exceptions import ModelmgrError, UploadTooLarge, WorkerUnavailable
 
 BODY_TYPES = {
     "application/json": "application/json",
@@ -47,16 +47,37 @@ def body_limit_check(length: int | None) -> None:
 
 
 async def slot_predict(
-    *, slot: str, body: bytes, content_type: str, accept: str = ""
+    *, slot: str, body: bytes, content_type: str, accept: str = "", client_key: str = ""
 ) -> httpx.Response:
     """Run ``body`` through the model serving ``slot``; the worker's response, untouched.
 
     The worker answers 200 with ``{"model": "name@version", "version_id", "outputs",
     "latency_ms", "shapes"}`` (or, for ``Accept: application/x-safetensors``, the outputs
     as safetensors with X-Model / X-Version-Id / X-Latency-Ms headers), or 404/422/503
-    with ``{"detail"}``. A worker that cannot be reached raises WorkerUnavailable (503)
-    at once.
+    with ``{"detail"}``. With several workers it goes to the one serving the slot with
+    the fewest requests in flight (modelmgr.deploy.spread); one that cannot be reached
+    or answers 503 hands the request to the next. The last one that cannot be reached
+    raises WorkerUnavailable (503) at once.
     """
-    return await worker_client().infer(
-        slot, body=body, content_type=body_type(content_type), accept=accept
-    )
+    members = await spread.candidates(slot)
+    media = body_type(content_type)
+    for index, member in enumerate(members):
+        last = index == len(members) - 1
+        url = member.control_url
+        spread.in_flight[url] += 1
+        try:
+            answer = await member.client.infer(
+                slot, body=body, content_type=media, accept=accept, client_key=client_key
+            )
+        except WorkerUnavailable:
+            spread.failed(member)
+            if last:
+                raise
+            continue
+        finally:
+            spread.in_flight[url] -= 1
+        if answer.status_code == 503 and not last:
+            spread.failed(member)  # restoring or shutting down: another one answers
+            continue
+        return answer
+    raise WorkerUnavailable("no inference worker is up")  # members is never empty

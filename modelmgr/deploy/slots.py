@@ -7,6 +7,7 @@ version a slot serves changes only through a switch (modelmgr.deploy.switch).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,6 +16,7 @@ from django.db.models import QuerySet
 from modelmgr.audit import audit_record
 from modelmgr.deploy.batching import batching_snapshot
 from modelmgr.deploy.contract import clean_contract, version_fits_slot
+from modelmgr.deploy.llm_limits import llm_limits_snapshot
 from modelmgr.deploy.plan import as_actor
 from modelmgr.exceptions import Forbidden, InUse, NotFound, VersionConflict
 from modelmgr.models import ModelVersion, Slot, Task
@@ -33,6 +35,15 @@ def _clean_task(task: Any) -> str:
     if task not in Task.values:
         raise InvalidInput(f"task {task!r} is not one of: {', '.join(Task.values)}")
     return task
+
+
+def _clean_group(group: Any) -> str:
+    if not isinstance(group, str) or not re.fullmatch(r"[-a-zA-Z0-9_]{0,64}", group):
+        raise InvalidInput(
+            f"worker_group {group!r} is not a group name (letters, digits, - and _, "
+            'at most 64; "" = every worker)'
+        )
+    return group
 
 
 def _clean_name(name: Any) -> str:
@@ -68,6 +79,7 @@ def slot_snapshot(slot: Slot) -> dict[str, Any]:
         "task": slot.task,
         "description": slot.description,
         "contract": slot.contract or {},
+        "worker_group": slot.worker_group,
     }
 
 
@@ -78,7 +90,9 @@ def slot_payload(slot: Slot) -> dict[str, Any]:
         "previous": version_summary(slot.previous_version),
         "canary": version_summary(slot.canary_version),
         "canary_share": slot.canary_share,
+        "shadow": version_summary(slot.shadow_version),
         "batching": batching_snapshot(slot),
+        "llm_limits": llm_limits_snapshot(slot),
         "updated_at": slot.updated_at,
     }
 
@@ -88,6 +102,7 @@ def slot_queryset() -> QuerySet:
         "active_version__model__owner",
         "previous_version__model__owner",
         "canary_version__model__owner",
+        "shadow_version__model__owner",
     ).order_by("name")
 
 
@@ -143,8 +158,12 @@ def slot_update(
     task: str | None = None,
     description: str | None = None,
     contract: dict | None = None,
+    worker_group: str | None = None,
 ) -> Slot:
-    """Change task, description or contract (None leaves a field as it is).
+    """Change task, description, contract or placement (None leaves a field as it is).
+
+    ``worker_group`` restricts the slot to the workers of that group ("" = every
+    worker); the workers are nudged to reconcile, so those outside it unload it.
 
     A task or contract that the active (or canary) version would not fit is refused
     with 409 naming the problems: the slot must never describe something it does not
@@ -162,6 +181,8 @@ def slot_update(
             slot.description = description
         if contract is not None:
             slot.contract = clean_contract(contract)
+        if worker_group is not None:
+            slot.worker_group = _clean_group(worker_group)
         for version in (slot.active_version, slot.canary_version):
             if version is None:
                 continue
@@ -174,7 +195,7 @@ def slot_update(
         after = slot_snapshot(slot)
         if after == before:
             return slot
-        slot.save(update_fields=["task", "description", "contract", "updated_at"])
+        slot.save(update_fields=["task", "description", "contract", "worker_group", "updated_at"])
         audit_record(
             actor=actor,
             actor_label=actor_label,
@@ -184,6 +205,10 @@ def slot_update(
             before=before,
             after=after,
         )
+        if before["worker_group"] != after["worker_group"]:
+            from modelmgr.deploy.workers import worker_nudge
+
+            transaction.on_commit(worker_nudge)
     return slot_get(name=slot_name)
 
 

@@ -4,6 +4,10 @@ Rows hold counts, sums, min/max and a latency histogram over LATENCY_BUCKETS_MS 
 an overflow bucket) of the successful requests; histograms add up, so percentiles of
 any period and any grouping come from summed histograms (inference.stats writes them:
 bucket i holds latencies in (bound[i-1], bound[i]]).
+
+Language models' rows add token counts and two more histograms that add up the same
+way: time to first token (ms, over LATENCY_BUCKETS_MS) and decode speed (tokens/s, over
+TOKENS_PER_S_BUCKETS), so their p50/p95 over any period come from summed histograms too.
 """
 
 from __future__ import annotations
@@ -16,20 +20,26 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from modelmgr.models import LATENCY_BUCKETS_MS, ModelVersion, UsageBucket
+from modelmgr.models import LATENCY_BUCKETS_MS, TOKENS_PER_S_BUCKETS, ModelVersion, UsageBucket
 from modelmgr.registry.validation import InvalidInput
 
 DEFAULT_WINDOW = timedelta(hours=24)
 HISTOGRAM_SIZE = len(LATENCY_BUCKETS_MS) + 1
+TPS_HISTOGRAM_SIZE = len(TOKENS_PER_S_BUCKETS) + 1
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def histogram_percentile(
-    histogram: list[int], q: float, *, low: float | None = None, high: float | None = None
+    histogram: list[int],
+    q: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    bounds: tuple[float, ...] = LATENCY_BUCKETS_MS,
 ) -> float | None:
-    """The q-th percentile (0-100) of a summed histogram, interpolated inside its bucket
-    and clamped to the observed [low, high]."""
+    """The q-th percentile (0-100) of a summed histogram over ``bounds``, interpolated
+    inside its bucket and clamped to the observed [low, high]."""
     total = sum(histogram)
     if total <= 0:
         return None
@@ -39,9 +49,9 @@ def histogram_percentile(
         if n <= 0:
             continue
         if seen + n >= rank:
-            lower = LATENCY_BUCKETS_MS[index - 1] if index > 0 else 0.0
-            if index < len(LATENCY_BUCKETS_MS):
-                upper = LATENCY_BUCKETS_MS[index]
+            lower = bounds[index - 1] if index > 0 else 0.0
+            if index < len(bounds):
+                upper = bounds[index]
             else:
                 upper = high if high is not None else lower
             value = lower + (upper - lower) * ((rank - seen) / n)
@@ -64,18 +74,32 @@ class Tally:
     max_ms: float | None = None
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_SIZE)
     last_used: datetime | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_total_ms: float = 0.0
+    ttft_min_ms: float | None = None
+    ttft_max_ms: float | None = None
+    ttft_histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_SIZE)
+    tps_min: float | None = None
+    tps_max: float | None = None
+    tps_histogram: list[int] = field(default_factory=lambda: [0] * TPS_HISTOGRAM_SIZE)
 
     def add(self, row: dict[str, Any]) -> None:
         self.count += row["count"]
         self.errors += row["errors"]
         self.refused += row["refused"]
         self.total_ms += row["total_ms"] or 0.0
-        for key, pick in (("min_ms", min), ("max_ms", max)):
-            value, mine = row[key], getattr(self, key)
+        self.prompt_tokens += row.get("prompt_tokens") or 0
+        self.completion_tokens += row.get("completion_tokens") or 0
+        self.ttft_total_ms += row.get("ttft_total_ms") or 0.0
+        for key, pick in _EXTREMES:
+            value, mine = row.get(key), getattr(self, key)
             if value is not None:
                 setattr(self, key, value if mine is None else pick(mine, value))
-        for index, n in enumerate((row["histogram"] or [])[:HISTOGRAM_SIZE]):
-            self.histogram[index] += int(n)
+        for key in ("histogram", "ttft_histogram", "tps_histogram"):
+            mine = getattr(self, key)
+            for index, n in enumerate((row.get(key) or [])[: len(mine)]):
+                mine[index] += int(n)
         if row["last_used"] is not None and (
             self.last_used is None or row["last_used"] > self.last_used
         ):
@@ -99,7 +123,49 @@ class Tally:
             "p95_ms": pct[95],
             "p99_ms": pct[99],
             "last_used": self.last_used,
+            **self.llm_summary(),
         }
+
+    def llm_summary(self) -> dict[str, Any]:
+        """Success rate, tokens, time to first token and tokens/s (None without samples)."""
+        generations = sum(self.ttft_histogram)
+
+        def ttft(q: float) -> float | None:
+            return histogram_percentile(
+                self.ttft_histogram, q, low=self.ttft_min_ms, high=self.ttft_max_ms
+            )
+
+        def tps(q: float) -> float | None:
+            value = histogram_percentile(
+                self.tps_histogram,
+                q,
+                low=self.tps_min,
+                high=self.tps_max,
+                bounds=TOKENS_PER_S_BUCKETS,
+            )
+            return None if value is None else round(value, 2)
+
+        return {
+            "success_rate": round(1 - self.errors / self.count, 6) if self.count else None,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "generations": generations,
+            "ttft_mean_ms": round(self.ttft_total_ms / generations, 4) if generations else None,
+            "ttft_p50_ms": ttft(50),
+            "ttft_p95_ms": ttft(95),
+            "tokens_per_s_p50": tps(50),
+            "tokens_per_s_p95": tps(95),
+        }
+
+
+_EXTREMES = (
+    ("min_ms", min),
+    ("max_ms", max),
+    ("ttft_min_ms", min),
+    ("ttft_max_ms", max),
+    ("tps_min", min),
+    ("tps_max", max),
+)
 
 
 def parse_since(value: str | None, *, now: datetime | None = None) -> datetime:
@@ -119,7 +185,7 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
-_FIELDS = (
+USAGE_FIELDS = (
     "slot_name",
     "version_id",
     "minute",
@@ -131,6 +197,29 @@ _FIELDS = (
     "max_ms",
     "histogram",
     "last_used",
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_total_ms",
+    "ttft_min_ms",
+    "ttft_max_ms",
+    "ttft_histogram",
+    "tps_min",
+    "tps_max",
+    "tps_histogram",
+)
+SERIES_KEYS = (
+    "count",
+    "errors",
+    "refused",
+    "mean_ms",
+    "p50_ms",
+    "p95_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "tokens_per_s_p50",
+    "tokens_per_s_p95",
 )
 
 
@@ -164,7 +253,7 @@ def usage_rows(
             rows = rows.filter(version__version=version)
     if since is not None:
         rows = rows.filter(minute__gte=since.replace(second=0, microsecond=0))
-    return rows.order_by("minute").values(*_FIELDS)
+    return rows.order_by("minute").values(*USAGE_FIELDS)
 
 
 def stats_aggregate(
@@ -211,13 +300,7 @@ def stats_aggregate(
     series = []
     for minute, tally in sorted(minutes.items()):
         summary = tally.summary()
-        series.append(
-            {
-                key: summary[key]
-                for key in ("count", "errors", "refused", "mean_ms", "p50_ms", "p95_ms")
-            }
-            | {"minute": minute}
-        )
+        series.append({key: summary[key] for key in SERIES_KEYS} | {"minute": minute})
     return {
         "since": start,
         "until": now,
@@ -231,31 +314,44 @@ def stats_for_version(*, version: ModelVersion, since: str | None = None) -> dic
     """A version's page: totals per slot (all time) and a uPlot series (default 24 h).
 
     ``plot`` is uPlot's data layout: ``labels`` name the columns of ``data``, whose
-    first row is the x axis in epoch seconds.
+    first row is the x axis in epoch seconds. ``llm``: the version generated tokens (its
+    page shows the language-model figures and plots).
     """
     totals: dict[str, Tally] = {}
-    for row in UsageBucket.objects.filter(version=version).values(*_FIELDS):
+    for row in UsageBucket.objects.filter(version=version).values(*USAGE_FIELDS):
         totals.setdefault(row["slot_name"], Tally()).add(row)
     minutes: dict[datetime, Tally] = {}
     for row in (
         UsageBucket.objects.filter(version=version, minute__gte=parse_since(since))
         .order_by("minute")
-        .values(*_FIELDS)
+        .values(*USAGE_FIELDS)
     ):
         minutes.setdefault(row["minute"], Tally()).add(row)
     ordered = sorted(minutes.items())
     summaries = [tally.summary() for _, tally in ordered]
+    columns = {
+        "requests": "count",
+        "errors": "errors",
+        "refused": "refused",
+        "p50 ms": "p50_ms",
+        "p95 ms": "p95_ms",
+        "prompt tokens": "prompt_tokens",
+        "generated tokens": "completion_tokens",
+        "ttft p50 ms": "ttft_p50_ms",
+        "ttft p95 ms": "ttft_p95_ms",
+        "tokens/s p50": "tokens_per_s_p50",
+        "tokens/s p95": "tokens_per_s_p95",
+    }
+    rows = [{"slot": name, **tally.summary()} for name, tally in sorted(totals.items())]
     return {
-        "totals": [{"slot": name, **tally.summary()} for name, tally in sorted(totals.items())],
+        "totals": rows,
+        "llm": version.model.task == "llm"
+        or any(r["prompt_tokens"] or r["completion_tokens"] for r in rows),
         "plot": {
-            "labels": ["time", "requests", "errors", "refused", "p50 ms", "p95 ms"],
+            "labels": ["time", *columns],
             "data": [
                 [int(minute.timestamp()) for minute, _ in ordered],
-                [s["count"] for s in summaries],
-                [s["errors"] for s in summaries],
-                [s["refused"] for s in summaries],
-                [s["p50_ms"] for s in summaries],
-                [s["p95_ms"] for s in summaries],
+                *([s[key] for s in summaries] for key in columns.values()),
             ],
         },
     }

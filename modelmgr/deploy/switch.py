@@ -18,6 +18,8 @@ from modelmgr.deploy.client import WorkerRefused, worker_client
 from modelmgr.deploy.conflicts import check_expected, clean_expected
 from modelmgr.deploy.errors import SlotErrors, SwitchWorkerUnavailable
 from modelmgr.deploy.events import switch_progress_publish
+from modelmgr.deploy.fanout import fleet_switch_stream
+from modelmgr.deploy.fleet import fleet_up
 from modelmgr.deploy.lock import switch_lock
 from modelmgr.deploy.plan import Step, Target, plan_build
 from modelmgr.deploy.refusals import refusals_audited
@@ -75,6 +77,8 @@ class _Run:
     action: str
     started: float
     listener: SwitchListener | None = None
+    # Extra facts for the audit row's ``after`` (an automatic rollback's reason).
+    note: dict[str, Any] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -83,14 +87,23 @@ class _Run:
     def audit(self, *, error: str = "") -> float:
         """The audit row (ok, or the error); the caller's transaction holds a success."""
         duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        after: dict[str, Any] = {step.slot.name: _ref(step.target) for step in self.steps}
+        overridden = {step.slot.name: step.overridden for step in self.steps if step.overridden}
+        action = self.action
+        if overridden:
+            # A forced switch past a quality gate is audited as such, with what it overrode.
+            action = f"{self.action}.forced"
+            after["overridden"] = overridden
+        if self.note:
+            after.update(self.note)
         audit_record(
             actor=self.actor,
             actor_label=self.actor_label,
-            action=self.action,
+            action=action,
             target_type="slot",
             target=",".join(self.names),
             before={step.slot.name: _ref(step.current) for step in self.steps},
-            after={step.slot.name: _ref(step.target) for step in self.steps},
+            after=after,
             outcome=AuditEvent.Outcome.ERROR if error else AuditEvent.Outcome.OK,
             error=error,
             duration_ms=duration_ms,
@@ -129,7 +142,7 @@ def _announce(run: _Run) -> None:
         "switch.started",
         {
             "switch_id": run.switch_id,
-            "kind": "rollback" if run.action == "slot.rollback" else "switch",
+            "kind": "rollback" if run.action.startswith("slot.rollback") else "switch",
             "assignments": {step.slot.name: _ref(step.target) for step in run.steps},
             "actor": run.actor_label or actor_label_for(run.actor),
         },
@@ -137,14 +150,16 @@ def _announce(run: _Run) -> None:
 
 
 def _run_worker(run: _Run) -> dict[str, Any]:
-    """Stream the worker's /switch; relay every event but the result, which is returned.
+    """Stream the switch over its workers (modelmgr.deploy.fanout: one worker's /switch,
+    or every worker's /prepare then /commit); relay every event but the result, which
+    is returned, with the workers it went to in the audit note.
 
     The result event is published by the caller after the commit, so a browser that
     re-reads the slots when it sees it finds the new state.
     """
     result: dict[str, Any] | None = None
     slots = {step.slot.name: (step.target.pk if step.target else None) for step in run.steps}
-    for event in worker_client().switch_stream(switch_id=run.switch_id, slots=slots):
+    for event in fleet_switch_stream(switch_id=run.switch_id, slots=slots):
         if event.get("event") == "result":
             result = event
             continue
@@ -154,6 +169,8 @@ def _run_worker(run: _Run) -> dict[str, Any]:
             f"the inference worker at {worker_client().label} stopped answering mid-switch "
             "(its progress stream ended without a result)"
         )
+    if result.get("workers"):
+        run.note = {**(run.note or {}), "workers": result["workers"]}
     return result
 
 
@@ -174,25 +191,31 @@ def _commit(run: _Run) -> float:
 
 
 def _nudge_back(switch_id: str) -> str:
-    """Step 5: the worker may serve versions the database does not name: it swapped, or
-    may still swap, but the commit failed or the progress stream broke.
+    """Step 5: the workers may serve versions the database does not name: they swapped,
+    or may still swap, but the commit failed or the progress stream broke.
 
     POST /reconcile restores the database's desired state at once, overruling the grace
     that protects a switch whose commit is in flight (inference.reconcile): sound here,
-    under the switch lock, where no switch that reached the worker before this call has
+    under the switch lock, where no switch that reached a worker before this call has
     a commit pending. It answers once the worker is done (after a switch still running
     there), so the caller hears of the failure after the old versions serve again.
-    Returns what to add to the caller's error ("" when the worker did not answer).
+    Every up worker is asked (modelmgr.deploy.fleet). Returns what to add to the
+    caller's error ("" when no worker answered).
     """
-    try:
-        worker_client().reconcile()
-    except ModelmgrError as exc:
-        log.warning(
-            "switch %s: could not send the worker back to the desired state (its periodic "
-            "reconcile will, after MODELMGR_SWITCH_GRACE_S): %s",
-            switch_id,
-            exc.detail,
-        )
+    heard = 0
+    for member in fleet_up():
+        try:
+            member.client.reconcile()
+            heard += 1
+        except ModelmgrError as exc:
+            log.warning(
+                "switch %s: could not send the worker %s back to the desired state (its "
+                "periodic reconcile will, after MODELMGR_SWITCH_GRACE_S): %s",
+                switch_id,
+                member.name,
+                exc.detail,
+            )
+    if not heard:
         return ""
     return "; the worker is back on the desired state in the database"
 
@@ -207,18 +230,22 @@ def switch_targets(
     expected: dict[str, str | None] | None = None,
     listener: SwitchListener | None = None,
     switch_id: str | None = None,
+    force: bool = False,
+    note: dict[str, Any] | None = None,
 ) -> SwitchResult:
     started = time.perf_counter()
+    # A rollback goes back to what served before: the quality gate does not hold it up.
+    force = force or action != "slot.switch"
     switch_id = switch_id or uuid.uuid4().hex[:12]
     refusals = {"actor": actor, "actor_label": actor_label, "action": action, "targets": targets}
     with ExitStack() as held:
         with refusals_audited(**refusals):
-            plan_build(targets=targets, actor=actor)  # fail fast, before waiting for the lock
+            plan_build(targets=targets, actor=actor, force=force)  # fail fast, before the lock
             expected = clean_expected(expected, targets=targets)
             check_expected(expected)
             held.enter_context(switch_lock(switch_id=switch_id, slots=list(targets)))
             # The state may have moved while this switch waited for the lock.
-            steps = plan_build(targets=targets, actor=actor)
+            steps = plan_build(targets=targets, actor=actor, force=force)
             check_expected(expected)
         result = SwitchResult(switch_id=switch_id)
         for step in steps:
@@ -232,7 +259,7 @@ def switch_targets(
         if not changing:
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
             return result
-        run = _Run(switch_id, changing, actor, actor_label, action, started, listener)
+        run = _Run(switch_id, changing, actor, actor_label, action, started, listener, note)
         _announce(run)
         try:
             outcome = _run_worker(run)
@@ -287,6 +314,7 @@ def slots_switch(
     expected: dict[str, str | None] | None = None,
     listener: SwitchListener | None = None,
     switch_id: str | None = None,
+    force: bool = False,
 ) -> SwitchResult:
     """Make each slot serve its assigned version, all or nothing.
 
@@ -300,7 +328,9 @@ def slots_switch(
        Slots already serving their version are reported ``unchanged`` and skipped.
     3. POST the changing slots to the worker's /switch and relay every NDJSON event to
        the ``events`` group as ``switch.progress`` (a down layer never fails a switch).
-       The worker loads and warms the versions, then swaps all slots at once.
+       The worker loads and warms the versions, then swaps all slots at once. With
+       several workers up, every one serving the slots prepares (loads and warms), and
+       only then every one swaps; any failure aborts all (modelmgr.deploy.fanout).
     4. On success: one transaction sets each Slot.active_version (previous_version =
        the old one) and writes the ``slot.switch`` audit row; then the result event is
        published. On failure: an error audit row in its own transaction, and SlotErrors
@@ -317,6 +347,11 @@ def slots_switch(
     request, commit included.
 
     ``None`` as a ref stops the slot serving anything.
+
+    ``force`` overrides a slot's quality gate (modelmgr.deploy.gate; nothing else): a
+    version that fails it is otherwise refused (409) naming the failed thresholds; a
+    forced switch that overrode something is audited as ``slot.switch.forced`` with
+    ``after["overridden"]`` = {slot: [what failed]}.
 
     ``expected`` (optional) maps a slot of the switch to the version its caller saw it
     serve (a ref, or None for an empty slot), as an ``If-Match``: checked in steps 1
@@ -336,4 +371,5 @@ def slots_switch(
         expected=expected,
         listener=listener,
         switch_id=switch_id,
+        force=force,
     )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.conf import settings
-
-from modelmgr.deploy.client import worker_client
+from modelmgr.deploy.fleet import Member, fallback_member, fleet_members, fleet_up
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.metrics import worker_seen
 from modelmgr.models import Slot
@@ -15,39 +14,77 @@ from modelmgr.models import Slot
 log = logging.getLogger(__name__)
 
 
+def worker_entry(member: Member, **facts: Any) -> dict[str, Any]:
+    return {
+        "name": member.name,
+        "url": member.client.label if not member.registered else member.control_url,
+        "serve_url": member.serve_url,
+        "group": member.group,
+        "registered": member.registered,
+        "up": member.up,
+        "heartbeat_at": member.heartbeat_at.isoformat() if member.heartbeat_at else None,
+        "started_at": member.started_at.isoformat() if member.started_at else None,
+        **facts,
+    }
+
+
+def _asked(member: Member) -> dict[str, Any]:
+    try:
+        status = member.client.status()
+    except ModelmgrError as exc:
+        return worker_entry(member, reachable=False, error=exc.detail, status=None)
+    return worker_entry(member, reachable=True, error="", status=status)
+
+
+def worker_down_entry(member: Member) -> dict[str, Any]:
+    when = member.heartbeat_at.isoformat(timespec="seconds") if member.heartbeat_at else "never"
+    error = f"down: no heartbeat since {when}"
+    return worker_entry(member, reachable=False, error=error, status=None)
+
+
 def workers_status() -> list[dict[str, Any]]:
-    """One entry per worker (one today): ``{"url", "reachable", "error", "status"}``.
+    """One entry per worker: every registered one (modelmgr.deploy.fleet), up ones
+    first, each ``{"name", "url", "serve_url", "group", "up", "heartbeat_at",
+    "reachable", "error", "status"}``; with none up, the MODELMGR_WORKER_URL worker
+    first, as with a single worker.
 
     ``status`` is the worker's GET /status (ready, device, memory, slots, models, errors)
-    or None when it could not be read; ``error`` then says why. Never raises.
+    or None when it could not be read (a down worker is not asked); ``error`` then says
+    why. The up workers are asked at once. Never raises.
     """
-    client = worker_client()
-    try:
-        status = client.status()
-    except ModelmgrError as exc:
-        worker_seen(None)
-        return [{"url": client.label, "reachable": False, "error": exc.detail, "status": None}]
-    worker_seen(status)
-    return [{"url": client.label, "reachable": True, "error": "", "status": status}]
+    members = fleet_members()
+    up = [member for member in members if member.up]
+    down = [member for member in members if not member.up]
+    if not up:
+        fallback = fallback_member()
+        down = [m for m in down if m.control_url != fallback.control_url]
+        up = [fallback]
+    with ThreadPoolExecutor(min(len(up), 8)) as pool:
+        entries = list(pool.map(_asked, up))
+    worker_seen(entries[0]["status"])
+    return entries + [worker_down_entry(member) for member in down]
 
 
 def worker_nudge() -> bool:
-    """Tell the worker the desired state changed (a pin, today), so it reconciles now
-    rather than at its next periodic pass. A nudge, not a command: the database is the
-    truth, so a worker that does not answer is logged and otherwise ignored (it
-    catches up on its periodic reconcile). Never raises; returns whether it was heard.
+    """Tell the workers the desired state changed (a pin, a placement), so they
+    reconcile now rather than at their next periodic pass. A nudge, not a command: the
+    database is the truth, so a worker that does not answer is logged and otherwise
+    ignored (it catches up on its periodic reconcile). Never raises; returns whether
+    every up worker heard it.
     """
-    try:
-        worker_client().nudge()
-    except Exception as exc:  # noqa: BLE001 - runs after commit: the change is made
-        log.warning(
-            "could not nudge the worker at %s to reconcile (its periodic reconcile will "
-            "catch up): %s",
-            settings.MODELMGR_WORKER_URL,
-            exc.detail if isinstance(exc, ModelmgrError) else repr(exc),
-        )
-        return False
-    return True
+    heard = True
+    for member in fleet_up():
+        try:
+            member.client.nudge()
+        except Exception as exc:  # noqa: BLE001 - runs after commit: the change is made
+            log.warning(
+                "could not nudge the worker at %s to reconcile (its periodic reconcile will "
+                "catch up): %s",
+                member.client.label if not member.registered else member.control_url,
+                exc.detail if isinstance(exc, ModelmgrError) else repr(exc),
+            )
+            heard = False
+    return heard
 
 
 def _desired_rows() -> list[Slot]:
@@ -62,7 +99,8 @@ def deploy_status() -> dict[str, Any]:
     where they agree, and null when the worker cannot be asked. Slots the worker serves
     that the database does not have are listed too (``desired`` null).
     """
-    worker = workers_status()[0]
+    workers = workers_status()
+    worker = next((w for w in workers if w["reachable"]), workers[0])
     status = worker["status"] or {}
     actual: dict[str, Any] = status.get("slots") or {}
     errors: dict[str, str] = status.get("errors") or {}
@@ -105,6 +143,7 @@ def deploy_status() -> dict[str, Any]:
     drifting = [s["slot"] for s in slots if s["drift"]]
     return {
         "worker": worker,
+        "workers": workers,
         "slots": slots,
         "in_sync": None if not reachable else not drifting,
         "drifting": drifting,

@@ -176,6 +176,11 @@ def framework_choice(raw: str | None) -> str | None:
     if raw not in Framework.values:
         allowed = ", ".join(Framework.values)
         raise IngestRejected(f"unknown framework {raw!r}; allowed values: {allowed}")
+    if raw == Framework.PROVIDER:
+        raise IngestRejected(
+            "framework 'provider' is for models a provider runs (discovered through "
+            "/api/v1/providers/<name>/discover), not for uploaded files"
+        )
     return raw
 
 

@@ -74,7 +74,8 @@ def version_create(
        then take the store lock (held until the COMMIT, so no collector can unlink
        a blob between "it is there" and the row that references it; see
        ``storage.store_lock``) and commit the staged blobs into the store (last, so only
-       the COMMIT itself can fail after them).
+       the COMMIT itself can fail after them). A remote store (S3) uploads new blobs
+       before the transaction, outside the lock; its commit only checks they are there.
     4. On failure delete the blobs this call newly created that nothing references.
        The staged files are removed in every case.
     """
@@ -126,6 +127,11 @@ def _version_create(
     user = actor if getattr(actor, "is_authenticated", False) else None
     number = version
     try:
+        # A remote store uploads new blobs now, outside the store lock (commit then
+        # finds them); a local store commits with one rename under the lock.
+        for incoming in files:
+            if store.put_before_commit(incoming.staged):
+                created_blobs.append(incoming.staged.sha256)
         with transaction.atomic():
             locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
             number = version if version is not None else _next_version(locked)
@@ -177,7 +183,7 @@ def _version_create(
             )
             store_lock()
             for incoming in files:
-                if store.commit(incoming.staged):
+                if store.commit(incoming.staged) and incoming.staged.sha256 not in created_blobs:
                     created_blobs.append(incoming.staged.sha256)
     except IntegrityError:
         # The unique constraint caught a version created concurrently with this one.

@@ -147,7 +147,7 @@ class StagingUploadHandler(FileUploadHandler):
             raise UploadTooLarge(
                 f"upload {file_name!r} is {content_length} bytes, over the {self.limit} byte limit"
             )
-        self._writer = StagingWriter(limit=self.limit, suffix=".upload")
+        self._writer = StagingWriter(limit=self.limit, suffix=".upload", pipelined=True)
 
     def receive_data_chunk(self, raw_data, start):
         if self._writer is None:

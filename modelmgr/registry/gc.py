@@ -83,6 +83,7 @@ class SweepResult:
     dry_run: bool
     staging: list[tuple[str, int]] = field(default_factory=list)  # (path, bytes)
     blobs: list[tuple[str, int]] = field(default_factory=list)  # (sha256, bytes)
+    uploads: list[tuple[str, str]] = field(default_factory=list)  # (key, upload id) aborted
 
     @property
     def staging_bytes(self) -> int:
@@ -105,6 +106,8 @@ def store_sweep(*, older_than_s: float, dry_run: bool = False) -> SweepResult:
        its row first (the blob is kept) or finds it gone and puts it again. The age
        spares blobs that something outside the lock may be about to use (a process
        running older code); blobs whose storage cannot tell their age are kept.
+    3. On S3, multipart uploads started before then and never completed (a process
+       died mid-upload): aborted, which frees their parts.
 
     ``dry_run`` reports the same without removing anything or taking the lock.
     """
@@ -113,14 +116,19 @@ def store_sweep(*, older_than_s: float, dry_run: bool = False) -> SweepResult:
     store = content_store()
     _sweep_staging(result, cutoff, store)
     _sweep_blobs(result, cutoff, store)
-    if result.staging or result.blobs:
+    result.uploads = [
+        (u.key, u.upload_id) for u in store.abort_stale_uploads(cutoff=cutoff, dry_run=dry_run)
+    ]
+    if result.staging or result.blobs or result.uploads:
         log.info(
-            "store sweep%s: %d staging file(s) (%d bytes), %d unreferenced blob(s) (%d bytes)",
+            "store sweep%s: %d staging file(s) (%d bytes), %d unreferenced blob(s) (%d bytes), "
+            "%d stale multipart upload(s)",
             " (dry run)" if dry_run else "",
             len(result.staging),
             result.staging_bytes,
             len(result.blobs),
             result.blob_bytes,
+            len(result.uploads),
         )
     return result
 

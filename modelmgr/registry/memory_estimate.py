@@ -1,62 +1,34 @@
-"""How much memory a version needs to serve, from what inspection read (no loading).
+"""How much memory a version needs to serve, as the worker will count it at admission.
 
-A language model: parameters × bytes per weight (the dtype, or the quantization's
-bits) plus the KV cache (2 × layers × KV heads × head size × context × parallel
-sequences × bytes per cached value), plus OVERHEAD for activations and the runtime.
-Anything else: the uploader's min_vram_mb, else the stored bytes plus OVERHEAD.
+A thin adapter: a ModelVersion's stored facts (min VRAM, size, ``inspection["llm"]``,
+metadata dtype) go to modelmgr.memory_need, the same estimate the worker's pool uses,
+with the worker's settings (context, parallel generations, memory factor) unless the
+caller asks about another context or parallelism (POST /api/v1/recommend).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from django.conf import settings
 
-from modelmgr.ingest.inspect_llm import DTYPE_BYTES
+from modelmgr.memory_need import GB, MB, MemoryNeed, shape_from_inspection, version_need
 from modelmgr.models import ModelVersion
 
-MB = 1024 * 1024
-GB = 1024**3
-OVERHEAD = 0.10
-# Ollama's default context window: a 128k-context model is not sized for 128k tokens
-# unless the caller asks for it.
-DEFAULT_CONTEXT = 4096
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    total_bytes: int
-    weights_bytes: int
-    kv_cache_bytes: int
-    context: int | None
-    how: str  # in words, for the reasons
+__all__ = ["GB", "MB", "estimate_memory"]
 
 
 def estimate_memory(
-    version: ModelVersion, *, context: int | None = None, parallel: int = 1
-) -> MemoryEstimate:
+    version: ModelVersion, *, context: int | None = None, parallel: int | None = None
+) -> MemoryNeed:
     llm = (version.inspection or {}).get("llm") or {}
-    declared = (version.min_vram_mb or 0) * MB
-    params = llm.get("parameter_count") or version.parameter_count
-    if not llm or not params:
-        base = max(declared, int(version.size_bytes * (1 + OVERHEAD)))
-        how = "min VRAM given" if declared >= base and declared else "stored size + 10 %"
-        return MemoryEstimate(base, base, 0, None, how)
-    dtype_bytes = DTYPE_BYTES.get(llm.get("dtype") or "", 2)
-    quant = llm.get("quantization") or {}
-    weight_bytes = quant["bits"] / 8 if quant.get("bits") else dtype_bytes
-    weights = int(params * weight_bytes)
-    window = min(context or DEFAULT_CONTEXT, llm.get("context_length") or DEFAULT_CONTEXT)
-    layers, kv_heads, head_dim = (
-        llm.get("num_layers"),
-        llm.get("num_key_value_heads"),
-        llm.get("head_dim"),
+    metadata = version.metadata if isinstance(version.metadata, dict) else {}
+    shape = (
+        shape_from_inspection(llm, metadata, parameters=version.parameter_count) if llm else None
     )
-    kv = 0
-    if layers and kv_heads and head_dim:
-        cache_bytes = min(dtype_bytes, 2) if quant else dtype_bytes
-        kv = 2 * layers * kv_heads * head_dim * window * max(parallel, 1) * cache_bytes
-    total = max(int((weights + kv) * (1 + OVERHEAD)), declared)
-    how = (
-        f"weights {weights / GB:.2f} GB + KV cache {kv / GB:.2f} GB for {window} tokens"
-        f" × {max(parallel, 1)} + 10 %"
+    return version_need(
+        min_vram_mb=version.min_vram_mb,
+        size_bytes=version.size_bytes,
+        memory_factor=settings.MODELMGR_WORKER_MEMORY_FACTOR,
+        shape=shape,
+        parallel=parallel or settings.MODELMGR_LLM_NUM_PARALLEL,
+        context=settings.MODELMGR_LLM_CONTEXT if context is None else context,
     )
-    return MemoryEstimate(total, weights, kv, window, how)

@@ -6,42 +6,25 @@ answer must not reveal that someone else has a model by that name.
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from modelmgr.exceptions import NotFound, VersionConflict
-from modelmgr.models import ModelVersion, Purpose, RegisteredModel, Tag, VersionStatus
+from modelmgr.models import ArtifactFile, ModelVersion, Purpose, RegisteredModel, Tag, VersionStatus
 from modelmgr.refs import parse_ref
 from modelmgr.registry.catalog import parse_parameter_size
-from modelmgr.registry.pagination import Page, keyset_page
+from modelmgr.registry.pagination import Page, keyset_page, keyset_page_newest
 from modelmgr.registry.validation import InvalidInput
 
 
-def _with_summary(queryset: QuerySet) -> QuerySet:
-    newest_available = (
-        ModelVersion.objects.filter(model=OuterRef("pk"), status=VersionStatus.AVAILABLE)
-        .order_by("-created_at", "-id")
-        .values("version")[:1]
-    )
-    version_count = (
-        ModelVersion.objects.filter(model=OuterRef("pk"))
-        .order_by()
-        .values("model")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return (
-        queryset.select_related("owner")
-        .prefetch_related("tags")
-        .annotate(
-            latest_version=Subquery(newest_available),
-            version_count=Coalesce(Subquery(version_count, output_field=IntegerField()), 0),
-        )
-    )
-
-
 def model_queryset(*, user) -> QuerySet:
-    return _with_summary(RegisteredModel.objects.visible_to(user))
+    # version_count and latest_version are columns kept by triggers
+    # (modelmgr.registry.counters): no subquery over the model's versions.
+    return RegisteredModel.objects.visible_to(user).select_related("owner").prefetch_related("tags")
+
+
+def _model_lookup(*, user) -> QuerySet:
+    # One model: its tags are read when shown (a version route never shows them).
+    return RegisteredModel.objects.visible_to(user).select_related("owner")
 
 
 def model_list(
@@ -111,7 +94,8 @@ def model_get(*, user, name: str, owner: str | None = None) -> RegisteredModel:
     Staff see every namespace, so a name may be ambiguous for them: that is a 409
     asking for the owner rather than a guess.
     """
-    candidates = model_queryset(user=user).filter(name=name)
+    # No ORDER BY: name (+ owner) is a unique index seek; the ambiguity message sorts.
+    candidates = _model_lookup(user=user).filter(name=name).order_by()
     if owner:
         candidates = candidates.filter(owner__username=owner)
     found = list(candidates[:10])
@@ -140,6 +124,20 @@ def version_queryset(*, user) -> QuerySet:
     )
 
 
+def _versions_of(model: RegisteredModel, *, files: bool = True) -> QuerySet:
+    """The versions of a model the caller already got through model_get, so already
+    visible to them: no visibility join, and no model or owner row per version (each
+    one gets ``model`` itself, see _with_model)."""
+    versions = ModelVersion.objects.filter(model=model).select_related("created_by", "provider")
+    return versions.prefetch_related("files") if files else versions
+
+
+def _with_model(versions: list[ModelVersion], model: RegisteredModel) -> list[ModelVersion]:
+    for version in versions:
+        version.model = model
+    return versions
+
+
 def version_list(
     *,
     user,
@@ -147,32 +145,98 @@ def version_list(
     status: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    files: bool = True,
 ) -> Page[ModelVersion]:
-    versions = version_queryset(user=user).filter(model=model)
+    """One keyset page of ``model``'s versions, newest first: a walk of the (model,
+    created_at, id) index, or (model, status, created_at, id) with ``status``.
+    ``files=False``: without their files (see version_files)."""
+    versions = _versions_of(model, files=files)
     if status:
         versions = versions.filter(status=status)
-    return keyset_page(versions, cursor=cursor, limit=limit)
+    page = keyset_page_newest(versions, cursor=cursor, limit=limit)
+    _with_model(page.items, model)
+    return page
+
+
+def version_files(versions: list[ModelVersion]) -> dict[int, list[dict]]:
+    """The files of ``versions`` as plain rows (FileOut's fields), by version id: one
+    query and no model instance per file, for a page of versions."""
+    by_version: dict[int, list[dict]] = {v.pk: [] for v in versions}
+    rows = ArtifactFile.objects.filter(version_id__in=list(by_version)).order_by("path")
+    for row in rows.values("version_id", "path", "size", "sha256", "content_type", "is_primary"):
+        by_version[row.pop("version_id")].append(row)
+    return by_version
+
+
+def _first(versions: QuerySet, model: RegisteredModel) -> ModelVersion | None:
+    return next(iter(_with_model(list(versions[:1]), model)), None)
 
 
 def version_get(*, user, model: RegisteredModel, version: str) -> ModelVersion:
-    found = version_queryset(user=user).filter(model=model, version=version).first()
+    found = _first(_versions_of(model).filter(version=version).order_by(), model)
     if found is None:
         raise NotFound(f"version {model.name}@{version} not found")
     return found
 
 
+def _version_in_one_query(
+    *, user, name: str, owner: str | None, version: str | None
+) -> ModelVersion | None:
+    """The version named, with its model and owner, in one query (files: one more), or
+    None: then the caller takes the step-by-step path, which says what is missing.
+
+    Bare ``name`` joins on the trigger-kept ``latest_version`` (and re-checks that it is
+    still available). Staff without ``owner`` see every namespace, where a name may be
+    ambiguous (a 409 from model_get): they take the step-by-step path."""
+    if user.is_staff and not owner:
+        return None
+    versions = ModelVersion.objects.visible_to(user).filter(model__name=name)
+    if owner:
+        versions = versions.filter(model__owner__username=owner)
+    if version:
+        versions = versions.filter(version=version)
+    else:
+        versions = versions.filter(
+            version=F("model__latest_version"), status=VersionStatus.AVAILABLE
+        )
+    found = list(
+        versions.select_related("model__owner", "created_by", "provider")
+        .prefetch_related("files")
+        .order_by()[:2]
+    )
+    return found[0] if len(found) == 1 else None
+
+
+def version_lookup(*, user, name: str, version: str, owner: str | None = None) -> ModelVersion:
+    """``name``'s version ``version`` (of ``owner``), visible to ``user``; else 404/409."""
+    found = _version_in_one_query(user=user, name=name, owner=owner, version=version)
+    if found is not None:
+        return found
+    model = model_get(user=user, name=name, owner=owner)
+    return version_get(user=user, model=model, version=version)
+
+
 def version_resolve(*, user, ref: str) -> ModelVersion:
     """Resolve ``[owner/]name@version``; bare ``name`` means its newest available version."""
     parsed = parse_ref(ref)
+    found = _version_in_one_query(
+        user=user, name=parsed.name, owner=parsed.owner, version=parsed.version
+    )
+    if found is not None:
+        return found
     model = model_get(user=user, name=parsed.name, owner=parsed.owner)
     if parsed.version:
         return version_get(user=user, model=model, version=parsed.version)
-    newest = (
-        version_queryset(user=user)
-        .filter(model=model, status=VersionStatus.AVAILABLE)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    newest = None
+    if model.latest_version:
+        # The trigger-kept newest available (modelmgr.registry.counters): one seek on
+        # the unique (model, version) index. Re-checked, as it may have been archived
+        # since the model's row was read.
+        latest = _versions_of(model).filter(version=model.latest_version).order_by()
+        newest = _first(latest.filter(status=VersionStatus.AVAILABLE), model)
+    if newest is None:  # none available, or archived since: the index's answer
+        available = _versions_of(model).filter(status=VersionStatus.AVAILABLE)
+        newest = _first(available.order_by("-created_at", "-id"), model)
     if newest is None:
         raise NotFound(f"{ref!r} has no available version")
     return newest

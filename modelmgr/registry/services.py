@@ -43,8 +43,12 @@ from modelmgr.registry.validation import (
 
 
 def serving_slots(versions) -> list[str]:
-    """Names of the slots whose active or canary version is among ``versions``."""
-    slots = Slot.objects.filter(Q(active_version__in=versions) | Q(canary_version__in=versions))
+    """Names of the slots whose active, canary or shadow version is among ``versions``."""
+    slots = Slot.objects.filter(
+        Q(active_version__in=versions)
+        | Q(canary_version__in=versions)
+        | Q(shadow_version__in=versions)
+    )
     return sorted(set(slots.values_list("name", flat=True)))
 
 

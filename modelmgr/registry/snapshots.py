@@ -46,6 +46,7 @@ def version_snapshot(version: ModelVersion) -> dict[str, Any]:
         "content_hash": version.content_hash,
         "size_bytes": version.size_bytes,
         "pinned": version.pinned,
+        "keep_alive_s": version.keep_alive_s,
         # Derived (the weights' count, else parameter_size), so not editable itself.
         "parameter_count": version.parameter_count,
     }

@@ -50,11 +50,15 @@ def token_for_use(raw: str) -> ApiToken | None:
 
     Touches last_used_at at most once a minute: no write on every robot request. Used by
     the web API (modelmgr.api.auth) and the worker's serving port alike."""
-    found = (
-        ApiToken.objects.active()
-        .select_related("user")
-        .filter(token_hash=ApiToken.hash_token(raw))
-        .first()
+    # token_hash is unique: no ORDER BY to compile on every request.
+    found = next(
+        iter(
+            ApiToken.objects.active()
+            .select_related("user")
+            .filter(token_hash=ApiToken.hash_token(raw))
+            .order_by()[:1]
+        ),
+        None,
     )
     if found is None or not found.user.is_active:
         return None

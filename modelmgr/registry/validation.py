@@ -7,6 +7,7 @@ from typing import Any
 
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.ingest.fields import clean_version_fields as clean_given
+from modelmgr.keep_alive import BadKeepAlive, keep_alive_seconds
 from modelmgr.models import Framework, Task
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -70,7 +71,8 @@ _CLEARED: dict[str, Any] = {
     "purpose": "",
     "recommended_use": "",
 }
-VERSION_FIELDS = frozenset(_CLEARED)
+# Edited under its Ollama name, stored in seconds (modelmgr.keep_alive).
+VERSION_FIELDS = frozenset(_CLEARED) | {"keep_alive"}
 
 
 def clean_version_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +87,16 @@ def clean_version_fields(fields: dict[str, Any]) -> dict[str, Any]:
             f"unknown version field(s): {', '.join(unknown)}; "
             f"editable: {', '.join(sorted(VERSION_FIELDS))}"
         )
+    fields = dict(fields)
+    keep_alive = fields.pop("keep_alive", None) if "keep_alive" in fields else ...
     cleaned = clean_given({key: value for key, value in fields.items() if value is not None})
+    if keep_alive is not ...:
+        try:
+            cleaned["keep_alive_s"] = (
+                None if keep_alive is None else keep_alive_seconds(keep_alive, field="keep_alive")
+            )
+        except BadKeepAlive as exc:
+            raise InvalidInput(exc.detail) from None
     for key, value in fields.items():
         if value is None:
             cleaned[key] = _CLEARED[key]

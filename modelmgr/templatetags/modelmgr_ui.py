@@ -28,6 +28,14 @@ def ms(value) -> str:
 
 
 @register.filter
+def tokens_per_s(value) -> str:
+    if value is None or value == "":
+        return "–"
+    value = float(value)
+    return f"{value:.0f} tok/s" if value >= 100 else f"{value:.1f} tok/s"
+
+
+@register.filter
 def percent(value, total) -> int:
     """Whole percent of value/total, clamped to 0..100 (0 when the total is unknown)."""
     try:

@@ -28,7 +28,8 @@ class UploadForm(forms.Form):
         choices=[("", "(keep / other)")] + [(t, t) for t in Task.values], required=False
     )
     framework = forms.ChoiceField(
-        choices=[("", "detect")] + list(Framework.choices), required=False
+        choices=[("", "detect")] + [c for c in Framework.choices if c[0] != Framework.PROVIDER],
+        required=False,
     )
     archive = forms.ChoiceField(choices=ARCHIVE_CHOICES, required=False)
     tags = forms.CharField(required=False, help_text="comma-separated")

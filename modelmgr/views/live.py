@@ -197,3 +197,32 @@ def render_audit(user, event_id: Any) -> str:
     row = render_to_string("audit.html#row", {"event": event, "user": user})
     toast = render_to_string("partials/toast.html", {"event": event})
     return row + toast
+
+
+def render_drift_status(event: dict[str, Any]) -> str:
+    """A slot's data drift status changed: its badge (out of band) and, for a warning or
+    a drift (or the way back from one), a toast."""
+    slot = str(event.get("slot") or "")
+    if not slot:
+        return ""
+    return render_to_string(
+        "partials/drift_event.html",
+        {
+            "slot": slot,
+            "status": str(event.get("status") or ""),
+            "previous": str(event.get("previous") or ""),
+            "moved": [str(m) for m in event.get("moved") or []][:5],
+        },
+    )
+
+
+def render_profile_progress(event: dict[str, Any]) -> str:
+    """A profile's progress on the worker, out of band into the model page's profile card
+    of that version (pages of other versions have no such element)."""
+    try:
+        version_id = int(event.get("version_id"))
+    except (TypeError, ValueError):
+        return ""
+    return render_to_string(
+        "partials/profile_progress.html", {"version_id": version_id, "e": event, "oob": True}
+    )

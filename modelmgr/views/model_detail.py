@@ -16,9 +16,12 @@ from modelmgr.exceptions import ModelmgrError, NotFound
 from modelmgr.models import RegisteredModel, Slot
 from modelmgr.registry import selectors, services
 from modelmgr.views.common import HtmxHttpRequest, error_text, render_page
+from modelmgr.views.drift import drift_for_version
 from modelmgr.views.usage import usage_for_version
 
-VERSIONS_SHOWN = 100
+# One keyset page of versions (cursor on created_at, id): the page costs the same at
+# 10 versions and at 100k ("Older versions" walks on).
+VERSIONS_SHOWN = 25
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +35,16 @@ def _model(request: HtmxHttpRequest, name: str) -> RegisteredModel:
         raise Http404(exc.detail) from exc
 
 
-def _model_url(model: RegisteredModel, user, version: str | None = None) -> str:
+def _model_url(
+    model: RegisteredModel, user, version: str | None = None, cursor: str | None = None
+) -> str:
     params = []
     if model.owner_id != user.pk:
         params.append(f"owner={model.owner.get_username()}")
     if version:
         params.append(f"version={version}")
+    if cursor:
+        params.append(f"vcursor={cursor}")
     return reverse("model-detail", args=[model.name]) + ("?" + "&".join(params) if params else "")
 
 
@@ -57,13 +64,51 @@ def _version_context(
         "model": model,
         "selected": selected,
         "serving": serving,
+        "check_slots": list(Slot.objects.values_list("name", flat=True)),
         "usage": usage_for_version(selected) if selected is not None else None,
+        "drift": drift_for_version(selected.pk, serving) if serving else [],
         "message": message,
         "error": error,
         "checks": checks or [],
         "owner_q": f"?owner={model.owner.get_username()}"
         if model.owner_id != request.user.pk
         else "",
+        **_profile_context(model, selected),
+    }
+
+
+def _profile_context(model: RegisteredModel, selected) -> dict:
+    """The version's stored profile and the other versions to compare it with."""
+    from modelmgr.deploy.profile import profile_latest
+
+    if selected is None:
+        return {"profile": None, "compare_choices": [], "is_llm": False}
+    owner = model.owner.get_username()
+    others = model.versions.exclude(pk=selected.pk).order_by("-created_at", "-id")[:50]
+    return {
+        "profile": profile_latest(selected),
+        "v_full_ref": f"{owner}/{selected.ref}",
+        "compare_choices": [f"{owner}/{o.ref}" for o in others],
+        "is_llm": model.task == "llm",
+    }
+
+
+def _versions_page(request: HtmxHttpRequest, model: RegisteredModel) -> dict:
+    """The versions table: one keyset page (``vcursor``), with links to the next one."""
+    cursor = request.GET.get("vcursor", "")
+    try:
+        page = selectors.version_list(
+            user=request.user, model=model, cursor=cursor or None, limit=VERSIONS_SHOWN, files=False
+        )
+    except ModelmgrError as exc:
+        return {"versions": [], "versions_error": error_text(exc), "versions_cursor": cursor}
+    return {
+        "versions": page.items,
+        "versions_cursor": cursor,
+        "older_versions_url": _model_url(model, request.user, cursor=page.next_cursor)
+        if page.next_cursor
+        else "",
+        "newest_versions_url": _model_url(model, request.user) if cursor else "",
     }
 
 
@@ -71,14 +116,22 @@ def _version_context(
 @require_GET
 def model_detail_page(request: HtmxHttpRequest, name: str):
     model = _model(request, name)
-    versions = list(
-        selectors.version_list(user=request.user, model=model, limit=VERSIONS_SHOWN).items
-    )
+    listing = _versions_page(request, model)
+    versions = listing["versions"]
     wanted = request.GET.get("version")
     selected = next((v for v in versions if v.version == wanted), None) if wanted else None
+    if selected is None and wanted:  # a version from another page of the table
+        try:
+            selected = selectors.version_get(user=request.user, model=model, version=wanted)
+        except NotFound:
+            selected = None
     if selected is None and versions:
         selected = next((v for v in versions if v.status == "available"), versions[0])
-    context = {**_version_context(request, model, selected), "versions": versions}
+    context = {
+        **_version_context(request, model, selected),
+        **listing,
+        "detail_url": reverse("model-detail", args=[model.name]),
+    }
     return render_page(request, "model_detail.html", context, partial="version" if wanted else None)
 
 
@@ -107,6 +160,15 @@ def version_action(request: HtmxHttpRequest, name: str, version: str, action: st
     try:
         if action == "validate":
             message, error, checks = _validate(found, request.user, label)
+        elif action == "profile":
+            from modelmgr.deploy.profile import version_profile_run
+
+            done = version_profile_run(version=found, actor=request.user, actor_label=label)
+            first = done.results[0] if done.results else {"p50_ms": 0, "batch_size": 1}
+            message = (
+                f"Profiled {found.ref} on {done.device} in {done.duration_s:.1f} s: "
+                f"{first['p50_ms']:.3g} ms p50 at batch {first['batch_size']}."
+            )
         elif action == "verify":
             from modelmgr.ingest.services import version_verify
 
@@ -169,12 +231,10 @@ def version_action(request: HtmxHttpRequest, name: str, version: str, action: st
             messages.success(request, message)
         return redirect(_model_url(model, request.user, found.version))
     fresh = selectors.version_queryset(user=request.user).get(pk=found.pk)
-    versions = list(
-        selectors.version_list(user=request.user, model=model, limit=VERSIONS_SHOWN).items
-    )
     context = {
         **_version_context(request, model, fresh, message=message, error=error, checks=checks),
-        "versions": versions,
+        **_versions_page(request, model),
+        "detail_url": reverse("model-detail", args=[model.name]),
     }
     # The version panel, plus the versions table out of band (status badges may change).
     return render_page(request, "model_detail.html", context, partial="version-and-list")

@@ -31,6 +31,34 @@ def settings_context(user) -> dict:
     return {"cards": slot_cards(user=user), "runs": switch_runs_recent(), "poll": True}
 
 
+def changed_assignments(post) -> tuple[dict[str, str], dict[str, str | None], dict]:
+    """(slot -> ref, slot -> the version the page showed, slot -> active version) of the
+    slots the form changed; the Apply and the fit preview read the form alike."""
+    active = {
+        slot.name: slot.active_version
+        for slot in Slot.objects.select_related("active_version__model__owner")
+    }
+    assignments: dict[str, str] = {}
+    expected: dict[str, str | None] = {}
+    for key, value in post.items():
+        if not key.startswith(SELECT_PREFIX) or not value:
+            continue
+        slot_name = key[len(SELECT_PREFIX) :]
+        seen_key = f"{SEEN_PREFIX}{slot_name}"
+        if seen_key in post:
+            seen = post[seen_key]
+            if value == seen:
+                continue  # "keep": left as the page showed it
+            expected[slot_name] = seen or None
+        elif slot_name in active:
+            # A form without what it showed (an old page, a script): skip a "keep".
+            current = active[slot_name]
+            if current is not None and value == _qualified_ref(current):
+                continue
+        assignments[slot_name] = value
+    return assignments, expected, active
+
+
 @login_required
 @require_GET
 def settings_view(request: HtmxHttpRequest):
@@ -74,30 +102,9 @@ def settings_apply(request: HtmxHttpRequest):
     operator's switch of it; a changed slot carries what the page showed as ``expected``
     and is refused (409, naming who changed it) when it serves something else now.
     """
-    from modelmgr.deploy.services import slots_switch
+    from modelmgr.exceptions import ModelmgrError
 
-    active = {
-        slot.name: slot.active_version
-        for slot in Slot.objects.select_related("active_version__model__owner")
-    }
-    assignments: dict[str, str] = {}
-    expected: dict[str, str | None] = {}
-    for key, value in request.POST.items():
-        if not key.startswith(SELECT_PREFIX) or not value:
-            continue
-        slot_name = key[len(SELECT_PREFIX) :]
-        seen_key = f"{SEEN_PREFIX}{slot_name}"
-        if seen_key in request.POST:
-            seen = request.POST[seen_key]
-            if value == seen:
-                continue  # "keep": left as the page showed it
-            expected[slot_name] = seen or None
-        elif slot_name in active:
-            # A form without what it showed (an old page, a script): skip a "keep".
-            current = active[slot_name]
-            if current is not None and value == _qualified_ref(current):
-                continue
-        assignments[slot_name] = value
+    assignments, expected, active = changed_assignments(request.POST)
     if not assignments:
         return _respond(
             request,
@@ -107,17 +114,28 @@ def settings_apply(request: HtmxHttpRequest):
     if unknown:
         return _respond(request, error=f"there is no slot named {unknown[0]!r}")
     user, label = request.user, _actor_label(request)
+    # Past the slots' quality gates (modelmgr.deploy.gate); audited as forced.
+    force = request.POST.get("force") in ("1", "on", "true")
+    from modelmgr.deploy.watch_switch import slots_switch_watched
+    from modelmgr.views.watch_form import watch_from_form
+
+    try:
+        watch = watch_from_form(request.POST)
+    except ModelmgrError as exc:
+        return _respond(request, error=exc.detail)
     run = switch_run_start(
         kind="switch",
         assignments=assignments,
         actor_label=label,
-        call=lambda switch_id: slots_switch(
+        call=lambda switch_id: slots_switch_watched(
             assignments=assignments,
+            watch=watch,
             actor=user,
             actor_label=label,
             expected=expected or None,
             switch_id=switch_id,
-        ),
+            force=force,
+        )[0],
     )
     return _respond(request, run=run)
 
@@ -197,3 +215,34 @@ def settings_batching(request: HtmxHttpRequest, slot_name: str):
     else:
         said = f"Batching off on {slot_name}"
     return _respond(request, ok=said)
+
+
+@login_required
+@require_POST
+def settings_llm_limits(request: HtmxHttpRequest, slot_name: str):
+    """Set a language model slot's generation limits from its card
+    (modelmgr.deploy.llm_limits); an empty field is the MODELMGR_LLM_* default."""
+    from django.conf import settings
+
+    from modelmgr.deploy.llm_limits import slot_llm_limits_set
+    from modelmgr.exceptions import ModelmgrError
+
+    post = request.POST
+    parallel = _form_int(post.get(f"llm-parallel-{slot_name}"))
+    queue = _form_int(post.get(f"llm-queue-{slot_name}"))
+    try:
+        slot = slot_llm_limits_set(
+            slot_name=slot_name,
+            actor=request.user,
+            actor_label=_actor_label(request),
+            num_parallel=0 if parallel == "" else parallel,
+            max_queue=None if queue == "" else queue,
+        )
+    except ModelmgrError as exc:
+        return _respond(request, error=exc.detail)
+    parallel = slot.llm_num_parallel or settings.MODELMGR_LLM_NUM_PARALLEL
+    queue = settings.MODELMGR_LLM_MAX_QUEUE if slot.llm_max_queue is None else slot.llm_max_queue
+    return _respond(
+        request,
+        ok=f"Generation limits on {slot_name}: {parallel} at once, {queue} may wait",
+    )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from modelmgr.models import ModelVersion, Slot, VersionStatus
+from django.template.defaultfilters import filesizeformat
+
+from modelmgr.models import ModelVersion, Slot, Task, VersionStatus
 
 MAX_CANDIDATES = 200
 
@@ -18,6 +21,38 @@ class SlotCard:
     active_value: str = ""
     previous_value: str = ""
     can_change: bool = False  # may set the slot's batching (modelmgr.deploy.batching)
+    # value -> the candidate's memory estimate, as the worker's admission counts it
+    memory: dict[str, CandidateMemory] = field(default_factory=dict)
+    free_bytes: int | None = None  # the worker's free memory; None when it cannot say
+    watch: Any = None  # the slot's newest health watch (modelmgr.deploy.watch)
+
+    @property
+    def options(self) -> list[tuple[str, str, CandidateMemory | None]]:
+        return [(value, label, self.memory.get(value)) for value, label in self.candidates]
+
+    @property
+    def is_llm(self) -> bool:
+        """A language model slot (its task, or what it serves): it has generation limits
+        (modelmgr.deploy.llm_limits)."""
+        served = self.active is not None and self.active.model.task == Task.LLM
+        return self.slot.task == Task.LLM or served
+
+
+@dataclass(frozen=True)
+class CandidateMemory:
+    need_bytes: int
+    how: str
+    fits: bool | None  # None: the worker's free memory is unknown
+    loaded: bool  # the worker holds it already: a switch to it loads nothing
+
+    @property
+    def label(self) -> str:
+        need = filesizeformat(self.need_bytes).replace("\xa0", " ")
+        if self.loaded:
+            return f"needs {need}, loaded already"
+        if self.fits is None:
+            return f"needs {need}"
+        return f"needs {need}, {'fits' if self.fits else 'does NOT fit'}"
 
 
 def qualified_ref(version: ModelVersion) -> str:
@@ -25,13 +60,31 @@ def qualified_ref(version: ModelVersion) -> str:
     return f"{version.model.owner.get_username()}/{version.ref}"
 
 
+def worker_memory() -> tuple[int | None, set[int]]:
+    """The worker's free memory and the versions it holds, from its /status (one call;
+    (None, set()) when it cannot be read: the page still shows each estimate)."""
+    from modelmgr.deploy.client import worker_client
+    from modelmgr.exceptions import ModelmgrError
+
+    try:
+        status = worker_client().status()
+    except ModelmgrError:
+        return None, set()
+    free = (status.get("memory") or {}).get("free_bytes")
+    loaded = {m.get("version_id") for m in status.get("models") or [] if m.get("version_id")}
+    return (free if isinstance(free, int) else None), loaded
+
+
 def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
     """Each slot with its active version and the versions the user may switch it to.
 
     A version is offered when the user can see it, it is available (and trusted if it
-    is pickle-based), and ``version_fits_slot`` finds no problem with it.
+    is pickle-based), and ``version_fits_slot`` finds no problem with it. Each offer
+    carries its memory estimate (modelmgr.registry.memory_estimate: the figure the
+    worker's admission will check) and whether it fits the worker's free memory now.
     """
     from modelmgr.deploy.contract import version_fits_slot
+    from modelmgr.registry.memory_estimate import estimate_memory
 
     slots = Slot.objects.select_related(
         "active_version__model__owner", "previous_version__model__owner"
@@ -45,6 +98,11 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
         .order_by("model__name", "-created_at", "-id")[:MAX_CANDIDATES]
     )
     can_change = bool(user.is_staff or user.is_superuser or user.has_perm("modelmgr.change_slot"))
+    free, loaded = worker_memory()
+    from modelmgr.deploy.watch_selectors import latest_watches
+
+    watches = latest_watches([slot.name for slot in slots])
+    needs: dict[int, CandidateMemory] = {}
     cards = []
     for slot in slots:
         card = SlotCard(
@@ -52,6 +110,8 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
             active=slot.active_version,
             previous=slot.previous_version,
             can_change=can_change,
+            free_bytes=free,
+            watch=watches.get(slot.name),
         )
         if slot.active_version is not None:
             card.active_value = qualified_ref(slot.active_version)
@@ -65,6 +125,17 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
                 label += "  ★ production-ready"
             if version.model.owner_id != user.pk:
                 label = f"{version.model.owner.get_username()}/{label}"
-            card.candidates.append((qualified_ref(version), label))
+            memory = needs.get(version.pk)
+            if memory is None:
+                need = estimate_memory(version)
+                memory = needs[version.pk] = CandidateMemory(
+                    need.total_bytes,
+                    need.how,
+                    None if free is None else need.total_bytes <= free,
+                    version.pk in loaded,
+                )
+            value = qualified_ref(version)
+            card.candidates.append((value, f"{label}  ({memory.label})"))
+            card.memory[value] = memory
         cards.append(card)
     return cards

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
+from modelmgr.keep_alive import keep_alive_label
 from modelmgr.views.common import HtmxHttpRequest, render_page
 
 
@@ -17,15 +18,45 @@ def _with_times(status: dict[str, Any]) -> dict[str, Any]:
         for key in ("loaded_at", "last_used"):
             if isinstance(model.get(key), str):
                 model[key] = parse_datetime(model[key])
+    status["language_models"] = []
+    for model in status.get("models") or []:
+        llm = model.get("language_model")
+        if isinstance(llm, dict):
+            if isinstance(llm.get("expires_at"), str):
+                llm["expires_at"] = parse_datetime(llm["expires_at"])
+            llm["keep_alive_label"] = keep_alive_label(llm.get("keep_alive_s"))
+            status["language_models"].append(model)
     for slot in (status.get("slots") or {}).values():
         if isinstance(slot.get("since"), str):
             slot["since"] = parse_datetime(slot["since"])
+    status["drift_rows"] = drift_rows(status)
     if isinstance(status.get("started_at"), str):
         status["started_at"] = parse_datetime(status["started_at"])
     status["providers"] = sorted(
         {m.get("provider") for m in status.get("models") or [] if m.get("provider")}
     )
     return status
+
+
+def drift_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per slot the worker watches: its data drift status, what moved, and the model page
+    of the version it serves (where the histograms are)."""
+    rows = []
+    for slot, drift in sorted((status.get("data_drift") or {}).items()):
+        if not isinstance(drift, dict):
+            continue
+        ref = ((status.get("slots") or {}).get(slot) or {}).get("ref") or ""
+        name, _, version = ref.partition("@")
+        rows.append(
+            {
+                "slot": slot,
+                "status": drift.get("status", ""),
+                "moved": drift.get("moved") or [],
+                "ref": ref,
+                "url": f"/models/{name}?version={version}#drift" if name else "",
+            }
+        )
+    return rows
 
 
 def status_context(statuses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -42,6 +73,11 @@ def status_context(statuses: list[dict[str, Any]] | None = None) -> dict[str, An
         workers.append(
             {
                 "label": worker.get("url", ""),
+                "name": worker.get("name", ""),
+                "group": worker.get("group", ""),
+                "serve_url": worker.get("serve_url", ""),
+                "registered": worker.get("registered", False),
+                "up": worker.get("up", True),
                 "error": worker.get("error", ""),
                 "status": _with_times(status) if status else None,
             }

@@ -49,7 +49,8 @@ def test_every_route_but_health_needs_authentication(client, owner, method, path
 
 # Predicting changes nothing: the read scope is enough for it (tests/api/test_predict_api.py).
 # POSTs that only read: a prediction, a recommendation.
-READ_SCOPE_POSTS = {"/api/v1/slots/1/predict", "/api/v1/recommend"}
+# A fit preview changes nothing: a read token may ask it.
+READ_SCOPE_POSTS = {"/api/v1/slots/1/predict", "/api/v1/recommend", "/api/v1/switch/preview"}
 
 
 @pytest.mark.parametrize(

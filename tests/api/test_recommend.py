@@ -139,3 +139,56 @@ def test_recommend_is_documented_with_its_errors(api):
         assert status in operation["responses"]
     error = operation["responses"]["422"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorOut"}
+
+
+@pytest.mark.django_db
+def test_measured_tokens_per_second_ranks_language_models_and_is_stated(api, llama_zip):
+    """Two equal candidates (same size and purpose, both reliable): the one that generates
+    faster ranks first, and the reasons say so in tokens/s, not request latency (which
+    favours the slower one here: its answers were shorter)."""
+    from tests.deploy.support import llm_bucket_row
+
+    upload(api, "swift", llama_zip, purpose="speed", family="llama")
+    upload(api, "sluggish", llama_zip, purpose="speed", family="llama")
+    minute = timezone.now() - timedelta(minutes=5)
+    swift = ModelVersion.objects.get(model__name="swift")
+    sluggish = ModelVersion.objects.get(model__name="sluggish")
+    llm_bucket_row(swift, "chat", minute, ttfts=[50.0] * 20, rates=[80.0] * 20)
+    llm_bucket_row(sluggish, "chat", minute, ttfts=[5.0] * 20, rates=[20.0] * 20)
+
+    body = ask(api, task="llm", available_vram_gb=8, priority="speed").json()
+    assert [item["model"] for item in body["items"]] == ["swift", "sluggish"]
+    first, second = body["items"]
+    assert first["tokens_per_s"] == 80.0 and second["tokens_per_s"] == 20.0
+    assert first["ttft_ms"] == 50.0 and second["mean_ms"] < first["mean_ms"]
+    reasons = " | ".join(first["reasons"])
+    assert "20 requests, 100.0% succeeded, 80.0 tokens/s p50, 50 ms to first token p50" in reasons
+    assert "speed: 80.0 tokens/s p50, 100% of the fastest measured" in reasons
+    assert "ms mean" not in reasons
+    assert any("25% of the fastest" in r for r in second["reasons"])
+    # Balanced weighs speed too; quality does not.
+    balanced = ask(api, task="llm", available_vram_gb=8, priority="balanced").json()
+    assert balanced["items"][0]["model"] == "swift"
+    quality = ask(api, task="llm", available_vram_gb=8, priority="quality").json()
+    assert not any("of the fastest" in r for i in quality["items"] for r in i["reasons"])
+
+
+def test_the_estimate_is_the_figure_the_workers_admission_computes(api, llama_zip, llama_dir):
+    """One estimate (modelmgr.memory_need): the web's, from what inspection stored, equals
+    the worker pool's, from config.json, for the worker's context and parallel setting."""
+    import json
+
+    from django.conf import settings
+
+    from modelmgr.memory_need import llm_estimate
+
+    upload(api, "tiny", llama_zip)
+    shown = ask(api, available_vram_gb=1).json()["items"][0]["estimated_bytes"]
+    config = json.loads((llama_dir / "config.json").read_text())
+    admitted = llm_estimate(
+        config,
+        weights_bytes=1,
+        parallel=settings.MODELMGR_LLM_NUM_PARALLEL,
+        context=settings.MODELMGR_LLM_CONTEXT,
+    )
+    assert shown == admitted > 0

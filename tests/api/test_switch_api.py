@@ -47,6 +47,11 @@ def test_refusal_names_the_cause_per_slot_and_changes_nothing(api, serving):
         (b"[]", "send a JSON object"),
         (b"{}", "send a JSON object"),
         (b'{"clf": 3}', "expected a 'name@version' string or null"),
+        # Names no slot can have, which PostgreSQL cannot even be asked about.
+        (b'{"\\ud809\\udd88x\\udb76": "clf@1"}', "is not a slot name"),
+        (b'{"a\\u0000b": "clf@1"}', "is not a slot name"),
+        (b'{"clf": "clf@\\udb76"}', "is not a version reference"),
+        (b'{"slots": {"clf": "clf@1"}, "expected": {"\\u0003": null}}', "is not a slot name"),
     ],
 )
 def test_malformed_body_is_422(api, serving, raw, named):

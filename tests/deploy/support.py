@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket
+from modelmgr.models import LATENCY_BUCKETS_MS, TOKENS_PER_S_BUCKETS, UsageBucket
 from tests.registry.factories import make_model, make_version
 
 SIZE = len(LATENCY_BUCKETS_MS) + 1
@@ -51,4 +51,65 @@ def bucket_row(version, slot: str, minute, latencies: list[float], errors: int =
         max_ms=max(latencies) if latencies else None,
         histogram=histogram,
         last_used=minute,
+    )
+
+
+def llm_bucket_row(
+    version,
+    slot: str,
+    minute,
+    *,
+    ttfts: list[float],
+    rates: list[float],
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    errors: int = 0,
+):
+    """A language model's row as the worker writes it: one successful generation per
+    time to first token (ms); ``rates``: their decode speeds (tokens/s)."""
+    row = bucket_row(version, slot, minute, [t * 2 for t in ttfts], errors=errors)
+    ttft_histogram, tps_histogram = [0] * SIZE, [0] * (len(TOKENS_PER_S_BUCKETS) + 1)
+    for ms in ttfts:
+        ttft_histogram[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+    for rate in rates:
+        tps_histogram[bisect_left(TOKENS_PER_S_BUCKETS, rate)] += 1
+    row.prompt_tokens, row.completion_tokens = prompt_tokens, completion_tokens
+    row.ttft_total_ms, row.ttft_histogram = sum(ttfts), ttft_histogram
+    row.ttft_min_ms, row.ttft_max_ms = min(ttfts, default=None), max(ttfts, default=None)
+    row.tps_histogram = tps_histogram
+    row.tps_min, row.tps_max = min(rates, default=None), max(rates, default=None)
+    row.save()
+    return row
+
+
+def profile_row(version, p50_ms: float, *, batches=(1, 2, 4, 8), device: str = "cpu"):
+    """A VersionProfile as the worker's profile writes it (p95/p99 above p50, latency
+    growing with the batch)."""
+    from modelmgr.models import VersionProfile
+
+    results = []
+    for batch in batches:
+        p50 = p50_ms * (1 + 0.25 * (batch - 1))
+        results.append(
+            {
+                "batch_size": batch,
+                "iterations": 30,
+                "p50_ms": p50,
+                "p95_ms": p50 * 1.2,
+                "p99_ms": p50 * 1.5,
+                "mean_ms": p50 * 1.05,
+                "throughput_per_s": round(batch * 1000 / (p50 * 1.05), 2),
+                "seconds": 1.0,
+            }
+        )
+    return VersionProfile.objects.create(
+        version=version,
+        device=device,
+        runtime="onnxruntime",
+        dynamic_batch=len(batches) > 1,
+        load_ms=12.0,
+        memory_bytes=version.size_bytes * 2 or 1024,
+        measured_bytes=4096,
+        results=results,
+        duration_s=float(len(batches)),
     )

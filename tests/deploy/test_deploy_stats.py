@@ -16,7 +16,7 @@ from modelmgr.deploy.stats import (
 )
 from modelmgr.models import LATENCY_BUCKETS_MS
 from modelmgr.registry.validation import InvalidInput
-from tests.deploy.support import bucket_row, version_of
+from tests.deploy.support import bucket_row, llm_bucket_row, version_of
 
 SIZE = len(LATENCY_BUCKETS_MS) + 1
 
@@ -133,3 +133,60 @@ def test_version_page_gets_totals_per_slot_and_a_plot(owner):
     assert plot["labels"][0] == "time"
     assert len(plot["data"]) == len(plot["labels"])
     assert plot["data"][1] == [3]  # one recent minute: 2 + 1 requests (the old row is older)
+
+
+@pytest.mark.django_db
+def test_ttft_and_tokens_per_s_percentiles_come_from_histograms_summed_across_minutes(owner):
+    """Neither minute alone has the right p50/p95: only the summed histograms do."""
+    version = version_of(owner, name="chat", task="llm")
+    now = timezone.now()
+    # Minute 1: 45 fast first tokens (10 ms) at 100 tokens/s; minute 2: 45 more at
+    # 10 ms / 100 tokens/s and 10 slow ones (400 ms) at 5 tokens/s, and 2 errors.
+    llm_bucket_row(
+        version,
+        "chat",
+        now - timedelta(minutes=1),
+        ttfts=[10.0] * 45,
+        rates=[100.0] * 45,
+        prompt_tokens=450,
+        completion_tokens=900,
+    )
+    llm_bucket_row(
+        version,
+        "chat",
+        now,
+        ttfts=[10.0] * 45 + [400.0] * 10,
+        rates=[100.0] * 45 + [5.0] * 10,
+        prompt_tokens=550,
+        completion_tokens=1100,
+        errors=2,
+    )
+    totals = stats_aggregate(user=owner)["totals"]
+    assert (totals["prompt_tokens"], totals["completion_tokens"]) == (1000, 2000)
+    assert totals["generations"] == 100 and totals["count"] == 102
+    assert totals["success_rate"] == pytest.approx(100 / 102, abs=1e-6)
+    assert totals["ttft_mean_ms"] == pytest.approx((90 * 10 + 10 * 400) / 100)
+    # Within one bucket (25 % wide) of the truth: p50 10 ms / 100 tok/s; the p95 of time
+    # to first token is among the slow tenth (400 ms); the p95 of speed is its fast end.
+    assert 10 / 1.25 <= totals["ttft_p50_ms"] <= 10.0
+    assert 400 / 1.25 <= totals["ttft_p95_ms"] <= 400.0
+    assert 100 / 1.25 <= totals["tokens_per_s_p50"] <= 100.0
+    assert totals["tokens_per_s_p95"] == pytest.approx(100.0, rel=0.25)
+    assert totals["tokens_per_s_p50"] <= totals["tokens_per_s_p95"]
+    # Each minute on its own sees only its part.
+    first, second = stats_aggregate(user=owner)["series"]
+    assert first["ttft_p95_ms"] <= 10.0 and second["ttft_p95_ms"] >= 400 / 1.25
+    assert (first["completion_tokens"], second["completion_tokens"]) == (900, 1100)
+
+
+@pytest.mark.django_db
+def test_a_tensor_model_has_no_token_figures(owner):
+    bucket_row(version_of(owner), "clf", timezone.now(), [1.0, 2.0])
+    totals = stats_aggregate(user=owner)["totals"]
+    assert (totals["prompt_tokens"], totals["completion_tokens"], totals["generations"]) == (
+        0,
+        0,
+        0,
+    )
+    assert totals["ttft_p50_ms"] is None and totals["tokens_per_s_p95"] is None
+    assert totals["success_rate"] == 1.0

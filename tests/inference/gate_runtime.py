@@ -2,7 +2,9 @@
 "test_gate" through MODELMGR_WORKER_RUNTIMES). Never a stand-in for onnxruntime or torch:
 it exists to make loads hang, fail or overlap on cue.
 
-The primary file is JSON: {"gate": path, "fail": str, "fail_infer": str, "scale": float}.
+The primary file is JSON: {"gate": path, "fail": str, "fail_infer": str, "scale": float,
+"delay_ms": float (each inference takes that long), "fail_on_worker": name (the load
+fails only in the worker of that MODELMGR_WORKER_NAME)}.
 ``load`` first touches ``<gate>.<pid>.<thread>.waiting`` (so a test can see the loads that
 are waiting at once), then waits until the gate file exists, then fails with ``fail`` or
 returns a model computing y = x * scale. Unloaded models are listed in UNLOADED.
@@ -45,6 +47,8 @@ class GateModel(LoadedModel):
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.config.get("fail_infer"):
             raise RuntimeError(self.config["fail_infer"])
+        if self.config.get("delay_ms"):
+            time.sleep(self.config["delay_ms"] / 1000)  # a model this slow, on cue
         return {"y": inputs["x"] * np.float32(self.config.get("scale", 2.0))}
 
     def unload(self) -> None:
@@ -62,4 +66,7 @@ class GateRuntime:
         wait_for_file(gate)
         if config.get("fail"):
             raise RuntimeError(config["fail"])
+        failing = config.get("fail_on_worker")  # one worker of several (MODELMGR_WORKER_NAME)
+        if failing and os.environ.get("MODELMGR_WORKER_NAME") == failing:
+            raise RuntimeError(f"this load fails on worker {failing}")
         return GateModel(config, signature)

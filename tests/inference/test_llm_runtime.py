@@ -7,10 +7,10 @@ import pytest
 
 from inference.device import MB, DeviceInfo
 from inference.errors import InsufficientMemory, LoadFailed
-from inference.llm_memory import llm_estimate
 from inference.pool import READY, ModelPool
 from inference.runtimes.llm import GenerationRequest
 from inference.versions import version_spec_get
+from modelmgr.memory_need import llm_estimate
 from tests.inference.support import llm_version, registered
 from tests.modelfiles import build_huggingface_folder
 from tests.registry.factories import make_version

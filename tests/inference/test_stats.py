@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inference import stats
-from inference.stats import HISTOGRAM_SIZE, UsageRecorder
+from inference.stats import HISTOGRAM_SIZE, TPS_HISTOGRAM_SIZE, Tokens, UsageRecorder
 from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket
 from tests.inference.support import onnx_version
 
@@ -71,6 +71,37 @@ def test_second_flush_adds_to_the_minute_row(owner, model_files, tmp_path, froze
     row = UsageBucket.objects.get()
     assert (row.count, row.min_ms, row.max_ms) == (3, 0.1, 9.0)
     assert row.total_ms == pytest.approx(11.1) and sum(row.histogram) == 3
+
+
+def test_generation_tokens_and_timings_add_up_across_flushes(
+    owner, model_files, tmp_path, frozen_minute
+):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    recorder.record("llm", version.pk, 50.0, ok=True, tokens=Tokens(7, 10, 12.0, 200.0))
+    recorder.record("llm", version.pk, 30.0, ok=True, tokens=Tokens(5, 1, 8.0, None))
+    recorder.flush()
+    # A failed generation counts its tokens, but its timings say nothing about speed.
+    recorder.record("llm", version.pk, None, ok=False, tokens=Tokens(3, 2, 1.0, 999.0))
+    recorder.record("llm", version.pk, 40.0, ok=True, tokens=Tokens(4, 6, 20.0, 50.0))
+    recorder.flush()
+    row = UsageBucket.objects.get()
+    assert (row.count, row.errors) == (4, 1)
+    assert (row.prompt_tokens, row.completion_tokens) == (19, 19)
+    assert (row.ttft_min_ms, row.ttft_max_ms) == (8.0, 20.0)
+    assert row.ttft_total_ms == pytest.approx(40.0) and sum(row.ttft_histogram) == 3
+    assert (row.tps_min, row.tps_max) == (50.0, 200.0) and sum(row.tps_histogram) == 2
+    assert len(row.ttft_histogram) == HISTOGRAM_SIZE
+    assert len(row.tps_histogram) == TPS_HISTOGRAM_SIZE
+
+
+def test_tensor_requests_store_no_token_histograms(owner, model_files, tmp_path, frozen_minute):
+    version = onnx_version(owner, model_files, tmp_path)
+    recorder = UsageRecorder()
+    recorder.record("det", version.pk, 1.0, ok=True)
+    recorder.flush()
+    row = UsageBucket.objects.get()
+    assert (row.prompt_tokens, row.ttft_histogram, row.tps_histogram) == (0, [], [])
 
 
 def test_latency_beyond_the_last_bound_lands_in_the_overflow_bucket(

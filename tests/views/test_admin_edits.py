@@ -177,13 +177,16 @@ def test_an_unsafe_version_is_pinned_in_the_admin_only_with_trust(staff_client, 
     assert stored.trusted is True and stored.pinned is True
 
 
-def test_the_slot_list_and_form_show_nothing_of_canaries_which_do_not_exist_yet(staff_client, v1):
+def test_the_slot_list_and_form_show_canary_and_shadow_read_only(staff_client, v1):
+    """They change only by a switch (modelmgr.deploy.canary): shown, never edited here."""
     slot = serving_slot("classifier", v1)
     listing = staff_client.get("/admin/modelmgr/slot/").content.decode()
     assert "clf@1" in listing
-    assert "anary" not in listing
+    assert "column-canary_version" in listing and "column-shadow_version" in listing
+    assert '<option value="slot_promote">' in listing and '<option value="slot_abort">' in listing
     change = staff_client.get(f"/admin/modelmgr/slot/{slot.pk}/change/").content.decode()
-    assert "anary" not in change
+    assert "field-canary_version" in change and 'name="canary_version"' not in change
+    assert "field-shadow_version" in change and 'name="shadow_version"' not in change
 
 
 def test_batching_is_set_on_the_slot_form_checked_and_audited(staff_client, v1):
@@ -224,6 +227,24 @@ def test_batching_a_slot_without_a_dynamic_batch_dimension_is_refused_on_the_for
     assert slot.max_batch_size == 0
 
 
+def test_llm_limits_are_set_on_the_slot_form_checked_and_audited(staff_client, v1):
+    slot = serving_slot("classifier", v1)
+    url = f"/admin/modelmgr/slot/{slot.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data.update(llm_num_parallel="2", llm_max_queue="0")
+    assert staff_client.post(url, data).status_code == 302
+    slot.refresh_from_db()
+    assert (slot.llm_num_parallel, slot.llm_max_queue) == (2, 0)
+    event = AuditEvent.objects.get(action="slot.llm_limits")
+    assert event.after == {"num_parallel": 2, "max_queue": 0}
+    data.update(llm_num_parallel="100", llm_max_queue="")
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "num_parallel must be an integer from 0 to 64" in response.content.decode()
+    slot.refresh_from_db()
+    assert (slot.llm_num_parallel, slot.llm_max_queue) == (2, 0)
+
+
 def test_catalog_fields_are_edited_in_the_admin_through_the_service(staff_client, v1):
     url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
     data = change_form_data(staff_client.get(url))
@@ -238,3 +259,34 @@ def test_catalog_fields_are_edited_in_the_admin_through_the_service(staff_client
     data["parameter_size"] = "seven"
     refused = staff_client.post(url, data)
     assert refused.status_code == 200 and "parameter_size" in refused.content.decode()
+
+
+def test_a_keep_alive_set_in_the_admin_is_audited(staff_client, v1):
+    url = f"/admin/modelmgr/modelversion/{v1.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["keep_alive_s"] = "90"
+    response = staff_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ModelVersion.objects.get(pk=v1.pk).keep_alive_s == 90.0
+    event = AuditEvent.objects.get(action="version.update")
+    assert event.before["keep_alive_s"] is None and event.after["keep_alive_s"] == 90.0
+
+
+def test_a_quality_gate_and_production_flag_are_set_on_the_slot_form_and_audited(staff_client, v1):
+    slot = serving_slot("classifier", v1)
+    url = f"/admin/modelmgr/slot/{slot.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data.update(quality_gate='{"val_accuracy": ">=0.9"}', production="on")
+    assert staff_client.post(url, data).status_code == 302
+    slot.refresh_from_db()
+    assert (slot.quality_gate, slot.production) == ({"val_accuracy": ">= 0.9"}, True)
+    event = AuditEvent.objects.get(action="slot.gate")
+    assert event.before == {"quality_gate": {}, "production": False}
+    assert event.after == {"quality_gate": {"val_accuracy": ">= 0.9"}, "production": True}
+    data.update(quality_gate='{"val_accuracy": "about 0.9"}')
+    response = staff_client.post(url, data)
+    assert response.status_code == 200
+    assert "expected &#x27;&lt;op&gt; &lt;number&gt;&#x27;" in response.content.decode()
+    slot.refresh_from_db()
+    assert slot.quality_gate == {"val_accuracy": ">= 0.9"}
+    assert AuditEvent.objects.filter(action="slot.gate").count() == 1

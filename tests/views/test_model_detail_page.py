@@ -256,3 +256,35 @@ def test_an_archived_version_offers_no_pin(owner_client, clf):
     act(owner_client, clf, "archive")
     page = owner_client.get("/models/clf?version=1").content.decode()
     assert "/versions/1/pin" not in page
+
+
+@pytest.mark.django_db
+def test_a_language_model_shows_tokens_ttft_and_speed_with_plots(owner_client, owner, clf):
+    from tests.deploy.support import llm_bucket_row, version_of
+
+    chat = version_of(owner, name="chat", task="llm")
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
+    llm_bucket_row(
+        chat,
+        "assistant",
+        minute,
+        ttfts=[40.0, 40.0, 40.0],
+        rates=[25.0, 25.0, 25.0],
+        prompt_tokens=321,
+        completion_tokens=654,
+        errors=1,
+    )
+    html = owner_client.get("/models/chat").content.decode()
+    assert '<table id="llm-usage">' in html
+    row = html[html.index('<table id="llm-usage">') :]
+    assert '<strong>assistant</strong></td><td class="num">75.0 %</td>' in row
+    assert '<td class="num">321</td><td class="num">654</td>' in row
+    assert '<td class="num">40 ms</td><td class="num">40 ms</td>' in row
+    assert '<td class="num">25.0 tok/s</td><td class="num">25.0 tok/s</td>' in row
+    stamp = str(int(minute.timestamp()))
+    for plot in ("ttft-plot", "speed-plot", "tokens-plot"):
+        assert f'id="{plot}" data-plot="{{&quot;x&quot;: [{stamp}' in html
+    assert "&quot;unit&quot;: &quot;tok/s&quot;" in html
+    # A tensor model's page has none of it.
+    tensor = owner_client.get("/models/clf").content.decode()
+    assert "llm-usage" not in tensor and "ttft-plot" not in tensor

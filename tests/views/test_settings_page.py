@@ -15,7 +15,7 @@ from tests.workerproc import start_worker
 
 def options(html: str, slot: str) -> list[str]:
     select = re.search(
-        rf'<select id="select-{slot}" name="slot-{slot}">(.*?)</select>', html, re.S
+        rf'<select id="select-{slot}" name="slot-{slot}"[^>]*>(.*?)</select>', html, re.S
     )[1]
     return re.findall(r'<option value="([^"]*)"', select)
 

@@ -119,3 +119,63 @@ def test_memory_in_use_is_the_workers_measured_rss_not_its_artifact_sizes(
     shown = int(re.search(r'data-mem-used="(\d+)"', html).group(1))
     assert abs(shown - memory["measured_bytes"]) < 0.1 * memory["measured_bytes"]
     assert "models budgeted: " in html and "(estimate)" in html
+
+
+@pytest.mark.django_db
+def test_loaded_language_models_are_listed_like_ollama_ps():
+    from datetime import UTC, datetime, timedelta
+
+    from django.template.loader import render_to_string
+
+    from modelmgr.views.status import status_context
+
+    def llm(ref, slots, kept_by, expires_at=None, keep_alive_s=300.0, vram=0):
+        return {
+            "version_id": len(ref),
+            "ref": ref,
+            "runtime": "transformers",
+            "provider": "cpu",
+            "memory_bytes": 3 << 20,
+            "load_ms": 1.0,
+            "warmup_ms": 1.0,
+            "loaded_at": None,
+            "last_used": None,
+            "in_flight": 0,
+            "pinned": kept_by == "pinned",
+            "state": "ready",
+            "slots": slots,
+            "language_model": {
+                "context_length": 4096,
+                "device": "cuda:0" if vram else "cpu",
+                "vram_bytes": vram,
+                "keep_alive_s": keep_alive_s,
+                "kept_by": kept_by,
+                "expires_at": expires_at,
+            },
+        }
+
+    soon = (datetime.now(UTC) + timedelta(minutes=4, seconds=30)).isoformat()
+    status = {
+        "worker_id": "w1",
+        "pid": 1,
+        "ready": True,
+        "device": "cpu",
+        "memory": {"kind": "ram", "budget_bytes": 100 << 20, "used_bytes": 1024},
+        "slots": {},
+        "models": [
+            llm("chat-model@2", ["chat"], "slot"),
+            llm("spare@1", [], "keep_alive", soon),
+            llm("big@1", [], "forever", keep_alive_s=-1.0, vram=5 << 20),
+        ],
+        "errors": {},
+        "pin_errors": {},
+    }
+    worker = {"url": "http://w", "reachable": True, "error": "", "status": status}
+    html = render_to_string("status.html#workers", status_context([worker]))
+    table = html[html.index('id="language-models"') :]
+    rows = re.findall(r'<tr data-ref="([^"]+)">(.*?)</tr>', table, re.S)
+    cells = {ref: re.sub(r"<[^>]+>|\s+", " ", body) for ref, body in rows}
+    assert "until the slot changes" in cells["chat-model@2"] and "4096" in cells["chat-model@2"]
+    assert "in 4" in cells["spare@1"] and "minutes" in cells["spare@1"]
+    assert "keep-alive 5m" in cells["spare@1"] and "RAM" in cells["spare@1"]
+    assert "forever" in cells["big@1"] and "5.0 MB VRAM" in cells["big@1"]

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.device import DeviceUnavailable
+from inference.registration import identity_for
 from inference.serve import build_server, run_servers
 from inference.server import WorkerApp
 from inference.serving.app import ServingApp
@@ -69,6 +70,9 @@ class Command(BaseCommand):
         **options,
     ):
         self.shutdown = False
+        # The web processes run the import queue; the worker runs only the imports its
+        # own /api/pull asks for (inference.serving.ollama_pull), never the queue.
+        settings.MODELMGR_IMPORT_RUNNER = False
         try:
             self.worker = Worker()
         except DeviceUnavailable as exc:
@@ -99,7 +103,14 @@ class Command(BaseCommand):
         # What is loaded by now lives as long as the process: keep the collector's full
         # passes from walking it while requests wait (see modelmgr/asgi.py).
         gc.freeze()
-        self.worker.start()
+        self.worker.start(
+            identity_for(
+                host=host,
+                port=port,
+                serve_host=serve_host,
+                serve_port=None if no_serve else serve_port,
+            )
+        )
         where = [f"http://{host}:{port}"] if port is not None else []
         where += [f"unix:{socket_path}"] if socket_path else []
         log.info(

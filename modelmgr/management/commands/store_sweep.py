@@ -15,7 +15,7 @@ from modelmgr.registry.gc import store_sweep
 class Command(BaseCommand):
     help = (
         "Remove staging files and unreferenced blobs older than --older-than seconds "
-        "(leftovers of crashed uploads and failed deletes)."
+        "(leftovers of crashed uploads and failed deletes); on S3, abort stale multipart uploads."
     )
 
     def add_arguments(self, parser):
@@ -41,8 +41,13 @@ class Command(BaseCommand):
             self.stdout.write(f"{verb} staging file {path} ({size} bytes)")
         for sha256, size in result.blobs:
             self.stdout.write(f"{verb} unreferenced blob {sha256} ({size} bytes)")
+        for key, upload_id in result.uploads:
+            self.stdout.write(
+                f"{'would abort' if dry_run else 'aborted'} multipart upload {upload_id} of {key}"
+            )
         self.stdout.write(
             f"{verb} {len(result.staging)} staging file(s) ({result.staging_bytes} bytes) and "
             f"{len(result.blobs)} unreferenced blob(s) ({result.blob_bytes} bytes) "
             f"older than {age:g} s"
+            + (f"; {len(result.uploads)} stale multipart upload(s)" if result.uploads else "")
         )

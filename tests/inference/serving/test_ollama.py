@@ -21,7 +21,8 @@ def client_for(worker, raw: str) -> ollama.Client:
 
 def test_tags_ps_and_show(llm_worker, owner):
     client = client_for(llm_worker, token(owner))
-    assert sorted(m.model for m in client.list().models) == ["chat", "plain"]
+    # The slots, then the registry's language-model versions (usable on demand).
+    assert [m.model for m in client.list().models] == ["chat", "plain", "plain@1", "tiny-llama@1"]
     running = {m.model: m for m in client.ps().models}
     assert set(running) == {"chat", "plain"}
     assert running["chat"].size > 0 and running["chat"].size_vram == 0  # on the CPU
@@ -38,6 +39,7 @@ def test_generate_and_chat_stream_ndjson_by_default(llm_worker, owner):
     whole = client.generate(model="plain", prompt="hello", options=options, stream=False)
     assert whole.done and whole.done_reason in ("stop", "length")
     assert 1 <= whole.eval_count <= 10 and whole.prompt_eval_count > 0
+    assert 0 < whole.prompt_eval_duration and 0 < whole.eval_duration < whole.total_duration
     parts = list(client.generate(model="plain", prompt="hello", options=options, stream=True))
     assert parts[-1].done and not any(p.done for p in parts[:-1])
     assert "".join(p.response for p in parts) == whole.response

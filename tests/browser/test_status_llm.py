@@ -1,0 +1,43 @@
+"""/status lists the loaded language models like ``ollama ps``, live: a model loaded on
+demand through the Ollama API appears with its keep-alive expiry, and disappears when
+unloaded, without reloading the page."""
+
+from __future__ import annotations
+
+import ollama
+import pytest
+
+from tests.browser.conftest import log_in, screenshot
+from tests.conftest import make_token
+from tests.inference.support import llm_version, make_slot
+
+
+@pytest.fixture
+def llms(staff, llama_files, tmp_path, stack):
+    make_slot("chat", llm_version(staff, llama_files, tmp_path))
+    llm_version(staff, llama_files, tmp_path, name="spare")
+    stack.sync()
+
+
+def test_status_shows_loaded_language_models_live(llms, staff, stack, page):
+    log_in(page, "stella", "pw-stella")
+    page.goto("/status")
+    rows = page.locator("#language-models tbody tr[data-ref]")
+    chat = page.locator('#language-models tr[data-ref="tiny-llama@1"]')
+    assert chat.locator(".until").inner_text() == "until the slot changes"
+    assert rows.count() == 1
+
+    client = ollama.Client(
+        host=stack.worker.serve_url, headers={"Authorization": f"Bearer {make_token(staff)}"}
+    )
+    client.generate(model="spare@1", keep_alive="1h")  # Ollama's load idiom
+    spare = page.locator('#language-models tr[data-ref="spare@1"]')
+    spare.wait_for()  # pushed live: no reload
+    until = spare.locator(".until").inner_text().replace("\xa0", " ")
+    assert until.startswith("in 59 minutes") and "keep-alive 1h" in until
+    assert "RAM" in spare.inner_text() and "256" in spare.inner_text()
+    screenshot(page, "status-language-models.png")
+
+    client.generate(model="spare@1", keep_alive=0)  # and the unload idiom
+    spare.wait_for(state="detached")
+    assert rows.count() == 1
