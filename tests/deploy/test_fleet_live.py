@@ -30,12 +30,15 @@ FLEET_ENV = {
 
 
 @contextlib.contextmanager
-def fleet(settings, count: int) -> Iterator[list[WorkerProcess]]:
-    """``count`` ready workers named w1, w2, ... on this test's database, registered."""
+def fleet(settings, count: int, env: dict | None = None) -> Iterator[list[WorkerProcess]]:
+    """``count`` ready workers named w1, w2, ... on this test's database, registered;
+    ``env`` is added to each one's environment (an S3 store, for instance)."""
     settings.MODELMGR_FLEET_REFRESH_S = 0.05
     with contextlib.ExitStack() as stack:
         workers = [
-            stack.enter_context(start_worker(env={**FLEET_ENV, "MODELMGR_WORKER_NAME": f"w{i}"}))
+            stack.enter_context(
+                start_worker(env={**FLEET_ENV, **(env or {}), "MODELMGR_WORKER_NAME": f"w{i}"})
+            )
             for i in range(1, count + 1)
         ]
         for worker in workers:
