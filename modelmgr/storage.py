@@ -57,12 +57,25 @@ class StagingWriter:
     chunk (the upload handler: Django's multipart parser scans for the boundary in the
     meantime). ``hashlib`` and file writes release the GIL, so on two cores the parse and
     the hash overlap instead of adding up. At most ``PIPELINE_DEPTH`` chunks wait.
+
+    ``hash_behind`` writes in the caller's thread and only hashes in the helper: for a
+    caller with little else to do (the web server receiving a raw body), the write and
+    the hash then overlap too.
     """
 
     PIPELINE_DEPTH = 4
 
-    def __init__(self, *, limit: int | None = None, suffix: str = ".part", pipelined: bool = False):
+    def __init__(
+        self,
+        *,
+        limit: int | None = None,
+        suffix: str = ".part",
+        pipelined: bool = False,
+        hash_behind: bool = False,
+    ):
         self.limit = limit
+        self._hash_behind = hash_behind
+        pipelined = pipelined or hash_behind
         self._hash = hashlib.sha256()
         self.size = 0
         fd, name = tempfile.mkstemp(dir=staging_dir(), prefix="stage-", suffix=suffix)
@@ -77,7 +90,8 @@ class StagingWriter:
 
     def _consume(self, data: bytes) -> None:
         self._hash.update(data)
-        self._file.write(data)
+        if not self._hash_behind:
+            self._file.write(data)
 
     def _drain(self) -> None:
         while (data := self._queue.get()) is not None:
@@ -107,7 +121,10 @@ class StagingWriter:
             error = self._error
             self.abort()
             raise error
-        self._queue.put(bytes(data))
+        data = bytes(data)
+        if self._hash_behind:
+            self._file.write(data)
+        self._queue.put(data)
 
     def finish(self) -> StagedBlob:
         try:

@@ -210,12 +210,10 @@ def _split_list(key: str, raw: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-class VersionUploadForm(Schema):
-    """Form fields sent with the ``file`` part of a multipart upload."""
+class VersionFields(Schema):
+    """What an upload may say about the new version besides its bytes."""
 
-    version: str | None = Field(None, description="default: the next free number")
     framework: str | None = Field(None, description=f"default: detected; one of: {FRAMEWORKS}")
-    path: str | None = Field(None, description="path of the file inside the version")
     archive: bool | None = Field(None, description="unpack a zip (default: by file name)")
     primary_path: str | None = None
     owner: str | None = Field(None, description="staff: upload to another user's model")
@@ -272,3 +270,20 @@ class VersionUploadForm(Schema):
                 raise InvalidInput(f"metadata must be a JSON object, got {type(metadata).__name__}")
             fields["metadata"] = metadata
         return fields
+
+
+class VersionUploadForm(VersionFields):
+    """Form fields sent with the ``file`` part of a multipart upload."""
+
+    version: str | None = Field(None, description="default: the next free number")
+    path: str | None = Field(None, description="path of the file inside the version")
+
+
+class VersionFileQuery(VersionFields):
+    """Query parameters of a raw-body upload (``PUT .../versions/{version}/files/{path}``)."""
+
+    sha256: str | None = Field(
+        None,
+        description="the file's sha256 (hex); a body that hashes otherwise is refused "
+        "(400) and nothing is kept. Or send RFC 9530 Content-Digest: sha-256=:<base64>:",
+    )

@@ -15,6 +15,7 @@ from modelmgr.api.render import json_response, version_dict
 from modelmgr.api.schemas import (
     FileOut,
     VerifyOut,
+    VersionFileQuery,
     VersionOut,
     VersionPage,
     VersionPatch,
@@ -76,6 +77,66 @@ def upload_version(
         actor_label=request_actor_label(request),
     )
     return Status(201, _reread(request, version))
+
+
+@router.put(
+    ONE + "/files/{path:path}",
+    response={201: VersionOut},
+    summary="Upload a one-file version as the raw body (streamed, hashed as it arrives)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+def put_version_file(
+    request: HttpRequest, name: str, version: str, path: str, params: Query[VersionFileQuery]
+):
+    """Create version ``version`` of ``name`` from the request body: the file at ``path``
+    (a zip is unpacked under ``path``'s folder when ``archive`` is true or the name ends
+    in ``.zip``). Same checks, fields and guarantees as the multipart upload; the body
+    is the file, so the web process writes it once into staging while hashing it and
+    commits it with a rename (the fastest way in: ``curl -T model.onnx``). With
+    ``sha256`` or ``Content-Digest`` a body that hashes otherwise is refused and
+    nothing is kept.
+    """
+    from modelmgr.ingest.raw_body import DigestMismatch, expected_sha256, staged_body
+    from modelmgr.ingest.sources import incoming_from_staged
+    from modelmgr.registry.uploads import version_upload
+
+    expected = expected_sha256(request, params.sha256)  # 422 before the body is used
+    fields = params.fields()
+    tags = params.tag_list()
+    staged = staged_body(request)
+    if expected is not None and staged.sha256 != expected:
+        staged.discard()
+        raise DigestMismatch(
+            f"the body's sha256 is {staged.sha256}, but the request says {expected}: "
+            "nothing was stored"
+        )
+    unpack = params.archive if params.archive is not None else path.lower().endswith(".zip")
+    folder = path.rsplit("/", 1)[0] if "/" in path else None
+    incoming = incoming_from_staged(
+        staged, name=path, path=folder if unpack else path, archive=unpack
+    )
+    created = version_upload(
+        actor=request.user,
+        name=name,
+        owner=params.owner,
+        files=incoming,
+        task=params.task,
+        tags=tags,
+        version=version,
+        framework=params.framework,
+        primary_path=params.primary_path,
+        fields=fields,
+        source_uri="",
+        actor_label=request_actor_label(request),
+    )
+    return Status(201, _reread(request, created))
 
 
 @router.get(BASE, response=VersionPage, summary="List a model's versions (newest first)")

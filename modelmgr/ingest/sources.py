@@ -31,8 +31,15 @@ def incoming_from_upload(
     path in the version (default: the uploaded name).
     """
     name = getattr(uploaded, "original_name", None) or uploaded.name or ""
+    return incoming_from_staged(_staged_of(uploaded), name=name, path=path, archive=archive)
+
+
+def incoming_from_staged(
+    staged: StagedBlob, *, name: str, path: str | None = None, archive: bool | None = None
+) -> list[IncomingFile]:
+    """Incoming files from one staged file sent as ``name`` (see incoming_from_upload);
+    the staged file is used or removed in every case."""
     unpack = archive if archive is not None else name.lower().endswith(".zip")
-    staged = _staged_of(uploaded)
     try:
         # The name as sent is vetted even where `path` replaces it or it names an archive.
         clean_name = clean_relative_path(name)
