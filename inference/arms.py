@@ -36,7 +36,7 @@ class ArmCounter:
     same_argmax: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_KEEP))
 
-    def summary(self) -> dict:
+    def summary(self, *, samples: bool = False) -> dict:
         ms = np.asarray(self.latencies, dtype=np.float64)
         p50, p95, p99 = (
             (round(float(v), 4) for v in np.percentile(ms, [50, 95, 99]))
@@ -51,6 +51,8 @@ class ArmCounter:
             "p50_ms": p50,
             "p95_ms": p95,
             "p99_ms": p99,
+            # The web merges several workers' arms exactly from these (modelmgr.deploy.arms).
+            **({"latencies_ms": [round(float(v), 4) for v in ms]} if samples else {}),
         }
 
 
@@ -89,33 +91,38 @@ class ArmStats:
             counter.matched += matched
             counter.same_argmax += same_argmax
 
-    def snapshot(self, table: dict[str, Route]) -> dict[str, dict]:
+    def snapshot(self, table: dict[str, Route], *, samples: bool = False) -> dict[str, dict]:
         """slot -> {arm: figures} for every arm the routing table has now (an arm with
-        no request yet shows zeros); the canary's share rides along."""
+        no request yet shows zeros); the canary's share rides along. ``samples`` adds
+        each arm's kept latencies (``latencies_ms``), for merging several workers'."""
         result: dict[str, dict] = {}
         with self._lock:
             for slot, route in sorted(table.items()):
                 arms = {}
                 for arm, entry in (("primary", route.entry), (CANARY, route.canary)):
                     if entry is not None:
-                        arms[arm] = self._figures(slot, arm, entry.version_id, entry.ref)
+                        arms[arm] = self._figures(slot, arm, entry.version_id, entry.ref, samples)
                 if route.canary is not None:
                     arms[CANARY]["share"] = route.share
                 if route.shadow is not None:
                     shadow = route.shadow
-                    arms[SHADOW] = self._figures(slot, SHADOW, shadow.version_id, shadow.ref)
+                    arms[SHADOW] = self._figures(
+                        slot, SHADOW, shadow.version_id, shadow.ref, samples
+                    )
                 result[slot] = arms
         return result
 
-    def _figures(self, slot: str, arm: str, version_id: int, ref: str) -> dict:
+    def _figures(self, slot: str, arm: str, version_id: int, ref: str, samples: bool) -> dict:
         counter = self._arms.get((slot, arm))
         if counter is None or counter.version_id != version_id:
             counter = ArmCounter(version_id, ref)
-        figures = counter.summary()
+        figures = counter.summary(samples=samples)
         if arm == SHADOW:
             figures.update(
                 skipped=counter.skipped,
                 compared=counter.compared,
+                matched=counter.matched,
+                same_argmax=counter.same_argmax,
                 agreement=round(counter.matched / counter.compared, 4)
                 if counter.compared
                 else None,

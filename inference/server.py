@@ -189,9 +189,12 @@ class WorkerApp:
         await send_json(send, 200, {"slots": self.runner.batcher.stats()})
 
     async def arms(self, scope, receive, send) -> None:
-        """Per served slot, its arms (primary, canary, shadow) side by side."""
+        """Per served slot, its arms (primary, canary, shadow) side by side;
+        ``?samples=1`` adds each arm's kept latencies (the web merges workers' arms)."""
         table = self.worker.router.table
-        await send_json(send, 200, {"slots": self.worker.arms.snapshot(dict(table))})
+        samples = b"samples=1" in scope.get("query_string", b"")
+        snapshot = self.worker.arms.snapshot(dict(table), samples=samples)
+        await send_json(send, 200, {"slots": snapshot})
 
     async def events(self, scope, receive, send) -> None:
         """NDJSON: the worker's status now, then again each time it changes.

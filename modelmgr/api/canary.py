@@ -52,8 +52,15 @@ class ArmsChangeOut(Schema):
 
 class ArmsOut(Schema):
     slot: str
-    worker: dict[str, Any]
-    arms: dict[str, dict[str, Any]]
+    worker: dict[str, Any] = Field(
+        description="reachable: every worker serving the slot answered; detail: who did not"
+    )
+    workers: list[dict[str, Any]] = Field(
+        description="each worker serving the slot: name, reachable, detail"
+    )
+    arms: dict[str, dict[str, Any]] = Field(
+        description="primary, canary, shadow: figures summed (percentiles merged) over the workers"
+    )
 
 
 def _who(request: HttpRequest) -> dict[str, Any]:
