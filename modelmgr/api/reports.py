@@ -106,15 +106,28 @@ class EvictionOut(Schema):
     memory_bytes: int
     last_used: str | None
     for_ref: str = Field(description="the version it makes room for")
+    worker: str | None = Field(None, description="the worker that would unload it")
+
+
+class WorkerFitOut(Schema):
+    name: str
+    reachable: bool
+    error: str
+    slots: list[str] = Field(description="the slots of the switch placed on this worker")
+    memory: dict[str, Any] | None
+    evictions: list[EvictionOut]
+    fits: bool | None
+    free_after_bytes: int | None
 
 
 class PreviewOut(Schema):
     slots: dict[str, SlotPreviewOut]
     worker: WorkerReach
-    memory: dict[str, Any] | None = Field(description="the worker's budget, used, free now")
+    workers: list[WorkerFitOut] = Field(description="each worker the switch would go to")
+    memory: dict[str, Any] | None = Field(description="the first worker's budget, used, free")
     evictions: list[EvictionOut] = Field(description="cached models unloaded, in order")
-    fits: bool | None = Field(description="everything fits (null: no worker to ask)")
-    free_after_bytes: int | None
+    fits: bool | None = Field(description="fits on every worker (null: one could not be asked)")
+    free_after_bytes: int | None = Field(description="the least any worker would have left")
 
 
 @router.post(

@@ -26,17 +26,69 @@ def worker_fit(version_ids: list[int]) -> tuple[dict[str, Any] | None, str]:
         return None, exc.detail
 
 
+def fleet_fit(slots: dict[str, int | None], loads: dict[str, int]) -> tuple[list[dict], str]:
+    """Each worker the switch would go to (modelmgr.deploy.fleet placement), with its
+    ``POST /preview`` for the versions its slots would load: ``name``, ``slots``,
+    ``fit`` (None when it did not answer) and ``error``. ([], why) when no worker is up
+    for a slot."""
+    from modelmgr.deploy.fleet import switch_targets_for
+
+    try:
+        targets, _ = switch_targets_for(slots)
+    except ModelmgrError as exc:
+        return [], exc.detail
+    answers = []
+    for member, mine in targets:
+        version_ids = list(dict.fromkeys(loads[slot] for slot in mine if slot in loads))
+        try:
+            fit = member.client.call("POST", "/preview", {"version_ids": version_ids})
+            error = ""
+        except ModelmgrError as exc:
+            fit, error = None, exc.detail
+        answers.append({"name": member.name, "slots": list(mine), "fit": fit, "error": error})
+    return answers, ""
+
+
+def _worker_line(answer: dict[str, Any]) -> dict[str, Any]:
+    fit = answer["fit"] or {}
+    return {
+        "name": answer["name"],
+        "reachable": answer["fit"] is not None,
+        "error": answer["error"],
+        "slots": answer["slots"],
+        "memory": fit.get("memory"),
+        "evictions": fit.get("evictions") or [],
+        "fits": fit.get("fits") if answer["fit"] is not None else None,
+        "free_after_bytes": fit.get("free_after_bytes"),
+    }
+
+
+def _all_true(values: list[bool | None]) -> bool | None:
+    """False when any is False, None when any is unknown (or none at all), else True."""
+    if any(value is False for value in values):
+        return False
+    if not values or any(value is None for value in values):
+        return None
+    return True
+
+
 def switch_preview(*, targets: dict[str, Target], actor) -> dict[str, Any]:
     """Per slot: what it serves, what it would serve, whether that needs a load, the
     memory needed (the worker's estimate, and the registry's with how it was made), and
-    the quality-gate failures a switch would have to force. Overall: the worker's
-    memory now, the cached models evicted in order, whether everything fits.
+    the quality-gate failures a switch would have to force. Overall: the workers'
+    memory now, the cached models each would evict in order, whether everything fits.
 
-    ``worker.reachable`` false: no worker answered; the registry's estimates are still
-    given, ``fits`` and ``evictions`` are unknown (null / empty).
+    Every worker the switch would go to is asked about the slots placed on it
+    (``workers``, one line each); a slot fits when it fits on each of them. ``memory`` is
+    the first worker's; ``evictions`` name their ``worker``; ``free_after_bytes`` is the
+    least any worker would have left.
+
+    ``worker.reachable`` false: a worker did not answer (``error`` names it); the
+    registry's estimates are still given, and what that worker would do is unknown
+    (``fits`` null).
     """
     steps = plan_build(targets=targets, actor=actor, force=True)
-    to_load: list[int] = []
+    loads: dict[str, int] = {}  # slot -> the version it would load
     slots: dict[str, dict[str, Any]] = {}
     for step in steps:
         target = step.target
@@ -54,24 +106,56 @@ def switch_preview(*, targets: dict[str, Target], actor) -> dict[str, Any]:
             "detail": "",
             "gate_failures": step.overridden,
         }
-        if target is not None and not step.unchanged and target.pk not in to_load:
-            to_load.append(target.pk)
-    fit, error = worker_fit(to_load)
-    by_id = {v["version_id"]: v for v in (fit or {}).get("versions") or []}
-    for step in steps:
-        found = by_id.get(step.target.pk) if step.target is not None else None
-        if found is not None and slots[step.slot.name]["load"]:
-            slots[step.slot.name].update(
-                needed_bytes=found["needed_bytes"],
-                loaded=found["loaded"],
-                fits=found["fits"],
-                detail=found["detail"],
-            )
+        if target is not None and not step.unchanged:
+            loads[step.slot.name] = target.pk
+    answers, error = fleet_fit(
+        {step.slot.name: step.target.pk if step.target else None for step in steps}, loads
+    )
+    workers = [_worker_line(answer) for answer in answers]
+    several = len(workers) > 1
+    for name, slot in slots.items():
+        if not slot["load"]:
+            continue
+        found = [
+            (answer["name"], version)
+            for answer in answers
+            if name in answer["slots"]
+            for version in (answer["fit"] or {}).get("versions") or []
+            if version["version_id"] == loads[name]
+        ]
+        if not found:
+            continue
+        refused = [(worker, version) for worker, version in found if version["fits"] is False]
+        said = refused or found  # where it does not fit, that is the news
+        slot.update(
+            needed_bytes=max(version["needed_bytes"] for _, version in found),
+            loaded=all(version["loaded"] for _, version in found),
+            fits=_all_true([version["fits"] for _, version in found]),
+            detail="; ".join(
+                f"{worker}: {version['detail']}" if several else version["detail"]
+                for worker, version in said
+                if version["detail"]
+            ),
+        )
+    silent = [line for line in workers if not line["reachable"]]
+    errors = [f"{line['name']}: {line['error']}" if several else line["error"] for line in silent]
+    reached = [line for line in workers if line["reachable"]]
     return {
         "slots": slots,
-        "worker": {"reachable": fit is not None, "error": error},
-        "memory": (fit or {}).get("memory"),
-        "evictions": (fit or {}).get("evictions") or [],
-        "fits": fit.get("fits") if fit is not None else None,
-        "free_after_bytes": fit.get("free_after_bytes") if fit is not None else None,
+        "worker": {
+            "reachable": bool(workers) and not silent,
+            "error": error or "; ".join(errors),
+        },
+        "workers": workers,
+        "memory": reached[0]["memory"] if reached else None,
+        "evictions": [
+            {**eviction, "worker": line["name"]}
+            for line in workers
+            for eviction in line["evictions"]
+        ],
+        "fits": _all_true([line["fits"] for line in workers]) if workers else None,
+        "free_after_bytes": min(
+            (line["free_after_bytes"] for line in reached if line["free_after_bytes"] is not None),
+            default=None,
+        ),
     }
