@@ -5,6 +5,12 @@ asks it through the control API, names the versions, writes the audit rows of th
 (an uploaded reference, a reset) and turns the worker's drift statuses into
 ``drift.status`` events for browsers. A worker's drift state lives in its memory: after a
 restart the references are learned again from the first requests (or uploaded again).
+
+With several workers serving a slot, each compares the requests it answered with its
+own reference: their summaries cannot be added up (each has its own bin edges, learned
+from its own first requests), and a drift seen by one worker is a drift. So the report
+is the worst worker's, named in ``worker``, with every worker's status in ``workers``;
+an uploaded reference and a reset go to every one of them.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from urllib.parse import quote
 from django.db import transaction
 
 from modelmgr.audit import audit_record
-from modelmgr.deploy.client import WorkerRefused, worker_client
+from modelmgr.deploy.client import WorkerRefused
+from modelmgr.deploy.fleet import Member, fleet_up, placement, serves
 from modelmgr.deploy.plan import as_actor
 from modelmgr.deploy.slots import slot_get
 from modelmgr.events import LOCAL_GROUP, events_publish
@@ -37,8 +44,18 @@ STATUS_WORDS = {
 }
 
 
+# Worse last: the slot's report is its worst worker's.
+SEVERITY = ("no data", "learning", "collecting", "ok", "warning", "drift")
+
+
 class SlotNotServed(ModelmgrError):
     status = 409
+
+
+class NotEveryWorker(ModelmgrError):
+    """A change some workers took and others did not: says which."""
+
+    status = 503
 
 
 def _require_drift_change(actor, slot) -> None:
@@ -74,10 +91,77 @@ def _named(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def _members(slot_name: str) -> list[Member]:
+    """The up workers serving the slot (the MODELMGR_WORKER_URL one when none registers)."""
+    groups = placement([slot_name])
+    return [member for member in fleet_up() if serves(member, slot_name, groups)]
+
+
+def _severity(report: dict[str, Any]) -> int:
+    status = report.get("status")
+    return SEVERITY.index(status) if status in SEVERITY else 0
+
+
+def _fleet_report(slot_name: str) -> dict[str, Any]:
+    """The worst worker's report, with ``worker`` (its name) and ``workers`` (each one's
+    name, reachable, detail, status, moved). A worker that does not answer is listed;
+    when none answers, the (last) error is raised."""
+    members = _members(slot_name)
+    answered: list[tuple[str, dict[str, Any]]] = []
+    workers: list[dict[str, Any]] = []
+    error: ModelmgrError | None = None
+    for member in members:
+        try:
+            report = member.client.call("GET", _path(slot_name))
+        except ModelmgrError as exc:
+            error = exc
+            workers.append({"name": member.name, "reachable": False, "detail": exc.detail})
+            continue
+        answered.append((member.name, report))
+        workers.append(
+            {
+                "name": member.name,
+                "reachable": True,
+                "detail": "",
+                "status": report.get("status"),
+                "moved": report.get("moved") or [],
+            }
+        )
+    if not answered:
+        raise error or SlotNotServed(f"no inference worker is up for slot {slot_name}")
+    name, worst = max(answered, key=lambda pair: _severity(pair[1]))  # the first of equals
+    return {**worst, "worker": name, "workers": workers}
+
+
+def _on_every_worker(
+    slot_name: str, path: str, payload: dict[str, Any], *, what: str, timeout: float | None = None
+) -> dict[str, Any]:
+    """POST a drift change to every worker serving the slot; the first one's answer. One
+    worker (or all failing): the first error as it is. Some taking it and some not: 503
+    naming both."""
+    done, failed, answers = [], [], []
+    for member in _members(slot_name):
+        try:
+            answers.append(member.client.call("POST", path, payload, timeout=timeout))
+            done.append(member.name)
+        except ModelmgrError as exc:
+            failed.append((member.name, exc))
+    if failed and not done:
+        raise failed[0][1]
+    if failed:
+        names = ", ".join(f"{name} ({exc.detail})" for name, exc in failed)
+        raise NotEveryWorker(
+            f"{what} of slot {slot_name} was taken by {', '.join(done)} but not by {names}: "
+            "try again once they answer"
+        )
+    return answers[0]
+
+
 def slot_drift(*, slot_name: str) -> dict[str, Any]:
-    """The slot's drift report: status, thresholds, per version the features compared."""
+    """The slot's drift report: status, thresholds, per version the features compared;
+    with several workers, the worst one's (see the module docstring)."""
     slot = slot_get(name=slot_name)
-    return _named(worker_client().call("GET", _path(slot.name)))
+    return _named(_fleet_report(slot.name))
 
 
 def slot_drift_reference_set(
@@ -92,8 +176,12 @@ def slot_drift_reference_set(
     if not isinstance(inputs, dict) or not inputs:
         raise InvalidInput('a reference sample is {"inputs": {name: nested lists}}')
     try:
-        result = worker_client().call(
-            "POST", _path(slot.name, "reference"), {"inputs": inputs}, timeout=120
+        result = _on_every_worker(
+            slot.name,
+            _path(slot.name, "reference"),
+            {"inputs": inputs},
+            what="the reference sample",
+            timeout=120,
         )
     except WorkerRefused as exc:
         if exc.status == 404:
@@ -111,7 +199,7 @@ def slot_drift_reference_set(
             target=slot.name,
             after={"version_id": result.get("version_id"), "rows": result.get("rows")},
         )
-    return _named(worker_client().call("GET", _path(slot.name)))
+    return _named(_fleet_report(slot.name))
 
 
 def slot_drift_reset(
@@ -130,7 +218,7 @@ def slot_drift_reset(
             f"reference_requests must be a positive integer, got {reference_requests!r}"
         )
     payload = {"reference_requests": reference_requests}
-    report = worker_client().call("POST", _path(slot.name, "reset"), payload)
+    report = _on_every_worker(slot.name, _path(slot.name, "reset"), payload, what="the reset")
     with transaction.atomic():
         audit_record(
             actor=actor,
@@ -144,37 +232,55 @@ def slot_drift_reset(
 
 
 # --- live events ---------------------------------------------------------------------------
-_last: dict[str, dict] = {}
+_seen: dict[tuple[str, str], dict] = {}  # (worker, slot) -> that worker's last drift status
+_told: dict[str, dict] = {}  # slot -> the worst status last told (or first seen)
 _last_lock = threading.Lock()
 
 
-def drift_events_from_status(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """Publish ``drift.status`` for each slot whose drift status changed since the last
-    worker status this process saw (the worker.state relay calls it); returns them."""
+def drift_events_forget() -> None:
+    """Forget every status seen (a test starting afresh)."""
+    with _last_lock:
+        _seen.clear()
+        _told.clear()
+
+
+def drift_events_from_status(status: dict[str, Any], worker: str = "") -> list[dict[str, Any]]:
+    """Publish ``drift.status`` for each slot whose drift status changed, the status of a
+    slot being its worst worker's (the worker.state relay calls this with each worker's
+    status as it comes; an event names the worker whose status it carries); returns
+    them. A slot first seen healthy says nothing."""
     current = status.get("data_drift") if isinstance(status, dict) else None
     if not isinstance(current, dict):
         return []
     events = []
     with _last_lock:
-        for slot, now in sorted(current.items()):
-            before = _last.get(slot)
-            if before is not None and before.get("status") == now.get("status"):
+        gone = {slot for (name, slot) in _seen if name == worker and slot not in current}
+        for slot in gone:
+            del _seen[(worker, slot)]
+        for slot, now in current.items():
+            _seen[(worker, slot)] = now
+        for slot in sorted(set(current) | gone):
+            by_worker = [(name, now) for (name, s), now in _seen.items() if s == slot]
+            if not by_worker:
+                _told.pop(slot, None)
                 continue
-            if before is None and now.get("status") in ("learning", "collecting", "ok"):
-                _last[slot] = now  # nothing to tell about a slot first seen healthy
+            name, worst = max(by_worker, key=lambda pair: _severity(pair[1]))
+            before = _told.get(slot)
+            if before is not None and before.get("status") == worst.get("status"):
                 continue
-            _last[slot] = now
+            _told[slot] = worst
+            if before is None and worst.get("status") in ("learning", "collecting", "ok"):
+                continue
             events.append(
                 {
                     "slot": slot,
-                    "version_id": now.get("version_id"),
-                    "status": now.get("status"),
+                    "worker": name,
+                    "version_id": worst.get("version_id"),
+                    "status": worst.get("status"),
                     "previous": (before or {}).get("status"),
-                    "moved": list(now.get("moved") or []),
+                    "moved": list(worst.get("moved") or []),
                 }
             )
-        for slot in set(_last) - set(current):
-            del _last[slot]
     for event in events:
         events_publish("drift.status", event, group=LOCAL_GROUP)
     return events

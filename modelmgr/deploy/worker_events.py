@@ -135,7 +135,7 @@ def _relay_one(member: Member, fleet: _Fleet, wanted: set[str]) -> None:
                 fleet.update(
                     member, {"url": client.label, "reachable": True, "error": "", "status": status}
                 )
-                drift_events_from_status(status)
+                drift_events_from_status(status, member.name)
         except httpx.HTTPError as exc:
             if not told_unreachable:
                 error = client.unavailable(exc, doing="watching its state").detail

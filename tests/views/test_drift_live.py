@@ -47,7 +47,7 @@ async def test_a_slot_that_drifts_is_pushed_to_open_pages(settings, staff, model
     version = await sync_to_async(onnx_version)(staff, model_files, tmp_path)
     await sync_to_async(make_slot)("det", version)
     worker = await sync_to_async(start_worker)(env=ENV)
-    drift_services._last.clear()
+    drift_services.drift_events_forget()
     rng = np.random.default_rng(4)
     try:
         await sync_to_async(worker.wait_ready)()
@@ -70,14 +70,39 @@ async def test_a_slot_that_drifts_is_pushed_to_open_pages(settings, staff, model
 
 
 def test_drift_events_only_for_changes():
-    drift_services._last.clear()
+    drift_services.drift_events_forget()
     ok = {"data_drift": {"det": {"version_id": 1, "status": "ok", "moved": []}}}
     assert drift_services.drift_events_from_status(ok) == []
     moved = {"data_drift": {"det": {"version_id": 1, "status": "drift", "moved": ["x[0]"]}}}
     events = drift_services.drift_events_from_status(moved)
     assert events == [
-        {"slot": "det", "version_id": 1, "status": "drift", "previous": "ok", "moved": ["x[0]"]}
+        {
+            "slot": "det",
+            "worker": "",
+            "version_id": 1,
+            "status": "drift",
+            "previous": "ok",
+            "moved": ["x[0]"],
+        }
     ]
     assert drift_services.drift_events_from_status(moved) == []
     html = render_drift_status(events[0])
     assert 'id="drift-badge-det"' in html and "moved: x[0]" in html and "(was ok)" in html
+
+
+def test_a_slot_on_several_workers_is_as_drifted_as_its_worst_worker():
+    drift_services.drift_events_forget()
+    ok = {"data_drift": {"det": {"version_id": 1, "status": "ok", "moved": []}}}
+    moved = {"data_drift": {"det": {"version_id": 1, "status": "drift", "moved": ["x[0]"]}}}
+    assert drift_services.drift_events_from_status(ok, "w1") == []
+    assert drift_services.drift_events_from_status(ok, "w2") == []
+    [event] = drift_services.drift_events_from_status(moved, "w2")
+    assert (event["status"], event["worker"], event["previous"]) == ("drift", "w2", "ok")
+    # w1 still sees nothing: the slot stays drifted, nothing flips back.
+    assert drift_services.drift_events_from_status(ok, "w1") == []
+    [event] = drift_services.drift_events_from_status(ok, "w2")
+    assert (event["status"], event["previous"]) == ("ok", "drift")
+    # A worker that stops serving the slot no longer counts.
+    assert drift_services.drift_events_from_status(moved, "w1")[0]["status"] == "drift"
+    [event] = drift_services.drift_events_from_status({"data_drift": {}}, "w1")
+    assert (event["status"], event["worker"]) == ("ok", "w2")
