@@ -13,6 +13,7 @@ from modelmgr.models import ArtifactFile, ModelVersion, Purpose, RegisteredModel
 from modelmgr.refs import parse_ref
 from modelmgr.registry.catalog import parse_parameter_size
 from modelmgr.registry.pagination import Page, keyset_page, keyset_page_newest
+from modelmgr.registry.prepared import PreparedQuery
 from modelmgr.registry.validation import InvalidInput
 
 
@@ -179,6 +180,69 @@ def version_get(*, user, model: RegisteredModel, version: str) -> ModelVersion:
     return found
 
 
+# Placeholders of the prepared lookups below: values no request can send.
+_NAME = "\x00name"
+_OWNER = "\x00owner"
+_VERSION = "\x00version"
+_USER_ID = -424_242_424_242
+_VERSION_ID = -434_343_434_343
+
+
+def _version_by_name(*, staff: bool, by_owner: bool, by_version: bool) -> PreparedQuery:
+    """The one-query lookup of a version by name (and owner, and version, or the
+    trigger-kept newest available), for staff (every namespace) or one user's own."""
+
+    def build(name: str, owner: str = "", version: str = "", user_id: int = 0) -> QuerySet:
+        versions = ModelVersion.objects.filter(model__name=name)
+        if not staff:
+            versions = versions.filter(model__owner_id=user_id)
+        if by_owner:
+            versions = versions.filter(model__owner__username=owner)
+        if by_version:
+            versions = versions.filter(version=version)
+        else:
+            versions = versions.filter(
+                version=F("model__latest_version"), status=VersionStatus.AVAILABLE
+            )
+        return versions.select_related("model__owner", "created_by", "provider").order_by()[:2]
+
+    # Only the values this shape's query uses: each must be found among its parameters.
+    placeholders = {"name": _NAME}
+    if not staff:
+        placeholders["user_id"] = _USER_ID
+    if by_owner:
+        placeholders["owner"] = _OWNER
+    if by_version:
+        placeholders["version"] = _VERSION
+    return PreparedQuery(build, **placeholders)
+
+
+_BY_NAME = {
+    (staff, by_owner, by_version): _version_by_name(
+        staff=staff, by_owner=by_owner, by_version=by_version
+    )
+    for staff in (False, True)
+    for by_owner in (False, True)
+    for by_version in (False, True)
+}
+_FILES_OF = PreparedQuery(
+    lambda version_id: ArtifactFile.objects.filter(version_id=version_id), version_id=_VERSION_ID
+)
+
+
+def _with_files(version: ModelVersion) -> ModelVersion:
+    """``version`` with its files read as ``prefetch_related("files")`` reads them (the
+    related manager's ``all()`` answers them without a query), by a prepared query."""
+    files = _FILES_OF.run(version_id=version.pk)
+    for artifact in files:
+        artifact.version = version
+    cached = version.files.get_queryset()
+    cached._result_cache = files
+    cached._prefetch_done = True
+    version._prefetched_objects_cache = {"files": cached}
+    return version
+
+
 def _version_in_one_query(
     *, user, name: str, owner: str | None, version: str | None
 ) -> ModelVersion | None:
@@ -187,24 +251,14 @@ def _version_in_one_query(
 
     Bare ``name`` joins on the trigger-kept ``latest_version`` (and re-checks that it is
     still available). Staff without ``owner`` see every namespace, where a name may be
-    ambiguous (a 409 from model_get): they take the step-by-step path."""
+    ambiguous (a 409 from model_get): they take the step-by-step path. Both queries are
+    prepared (modelmgr.registry.prepared): compiled once, not on every request."""
     if user.is_staff and not owner:
         return None
-    versions = ModelVersion.objects.visible_to(user).filter(model__name=name)
-    if owner:
-        versions = versions.filter(model__owner__username=owner)
-    if version:
-        versions = versions.filter(version=version)
-    else:
-        versions = versions.filter(
-            version=F("model__latest_version"), status=VersionStatus.AVAILABLE
-        )
-    found = list(
-        versions.select_related("model__owner", "created_by", "provider")
-        .prefetch_related("files")
-        .order_by()[:2]
-    )
-    return found[0] if len(found) == 1 else None
+    values = {"name": name, "owner": owner, "version": version, "user_id": user.pk}
+    lookup = _BY_NAME[(bool(user.is_staff), bool(owner), bool(version))]
+    found = lookup.run(**{key: values[key] for key in lookup.names})
+    return _with_files(found[0]) if len(found) == 1 else None
 
 
 def version_lookup(*, user, name: str, version: str, owner: str | None = None) -> ModelVersion:

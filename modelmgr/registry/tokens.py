@@ -8,6 +8,7 @@ from django.utils import timezone
 from modelmgr.audit import audit_record
 from modelmgr.exceptions import NotFound, VersionConflict
 from modelmgr.models import ApiToken
+from modelmgr.registry.prepared import PreparedQuery
 from modelmgr.registry.validation import SLUG_RE, InvalidInput
 
 SLOT_NAME_MAX = 64  # Slot.name's max_length
@@ -45,21 +46,25 @@ def clean_token_slots(slots) -> list[str]:
     return sorted(cleaned)
 
 
+# Every API request asks this: compiled once (modelmgr.registry.prepared). token_hash is
+# unique, so no ORDER BY.
+_ACTIVE_TOKEN = PreparedQuery(
+    lambda token_hash: (
+        ApiToken.objects.active()
+        .select_related("user")
+        .filter(token_hash=token_hash)
+        .order_by()[:1]
+    ),
+    token_hash="\x00token-hash",
+)
+
+
 def token_for_use(raw: str) -> ApiToken | None:
     """The active token ``raw`` of an active user, or None (unknown, revoked, inactive).
 
     Touches last_used_at at most once a minute: no write on every robot request. Used by
     the web API (modelmgr.api.auth) and the worker's serving port alike."""
-    # token_hash is unique: no ORDER BY to compile on every request.
-    found = next(
-        iter(
-            ApiToken.objects.active()
-            .select_related("user")
-            .filter(token_hash=ApiToken.hash_token(raw))
-            .order_by()[:1]
-        ),
-        None,
-    )
+    found = next(iter(_ACTIVE_TOKEN.run(token_hash=ApiToken.hash_token(raw))), None)
     if found is None or not found.user.is_active:
         return None
     now = timezone.now()
