@@ -103,20 +103,14 @@ def put_version_file(
     ``sha256`` or ``Content-Digest`` a body that hashes otherwise is refused and
     nothing is kept.
     """
-    from modelmgr.ingest.raw_body import DigestMismatch, expected_sha256, staged_body
+    from modelmgr.ingest.raw_body import expected_sha256, staged_body
     from modelmgr.ingest.sources import incoming_from_staged
     from modelmgr.registry.uploads import version_upload
 
     expected = expected_sha256(request, params.sha256)  # 422 before the body is used
     fields = params.fields()
     tags = params.tag_list()
-    staged = staged_body(request)
-    if expected is not None and staged.sha256 != expected:
-        staged.discard()
-        raise DigestMismatch(
-            f"the body's sha256 is {staged.sha256}, but the request says {expected}: "
-            "nothing was stored"
-        )
+    staged = staged_body(request, expected=expected)
     unpack = params.archive if params.archive is not None else path.lower().endswith(".zip")
     folder = path.rsplit("/", 1)[0] if "/" in path else None
     incoming = incoming_from_staged(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from modelmgr.deploy.fleet import Member, fleet_up, placement, serves
+from modelmgr.deploy.fleet import Member, slot_members
 from modelmgr.exceptions import ModelmgrError, NotFound
 from modelmgr.models import Slot
 
@@ -98,9 +98,7 @@ def slot_arms(slot: str) -> dict[str, Any]:
         raise NotFound(f"there is no slot named {slot!r}")
     wanted = {"primary": row.active_version, "canary": row.canary_version}
     wanted["shadow"] = row.shadow_version
-    groups = placement([slot])
-    members = [member for member in fleet_up() if serves(member, slot, groups)]
-    answers, workers = _ask(members, slot)
+    answers, workers = _ask(slot_members(slot), slot)
     silent = [w for w in workers if not w["reachable"]]
     worker = {
         "reachable": not silent,

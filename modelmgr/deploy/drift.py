@@ -24,11 +24,11 @@ from django.db import transaction
 
 from modelmgr.audit import audit_record
 from modelmgr.deploy.client import WorkerRefused
-from modelmgr.deploy.fleet import Member, fleet_up, placement, serves
+from modelmgr.deploy.fleet import slot_members
 from modelmgr.deploy.plan import as_actor
 from modelmgr.deploy.slots import slot_get
 from modelmgr.events import LOCAL_GROUP, events_publish
-from modelmgr.exceptions import Forbidden, ModelmgrError
+from modelmgr.exceptions import Forbidden, ModelmgrError, WorkerUnavailable
 from modelmgr.models import ModelVersion
 from modelmgr.registry.validation import InvalidInput
 
@@ -91,12 +91,6 @@ def _named(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def _members(slot_name: str) -> list[Member]:
-    """The up workers serving the slot (the MODELMGR_WORKER_URL one when none registers)."""
-    groups = placement([slot_name])
-    return [member for member in fleet_up() if serves(member, slot_name, groups)]
-
-
 def _severity(report: dict[str, Any]) -> int:
     status = report.get("status")
     return SEVERITY.index(status) if status in SEVERITY else 0
@@ -106,7 +100,7 @@ def _fleet_report(slot_name: str) -> dict[str, Any]:
     """The worst worker's report, with ``worker`` (its name) and ``workers`` (each one's
     name, reachable, detail, status, moved). A worker that does not answer is listed;
     when none answers, the (last) error is raised."""
-    members = _members(slot_name)
+    members = slot_members(slot_name)
     answered: list[tuple[str, dict[str, Any]]] = []
     workers: list[dict[str, Any]] = []
     error: ModelmgrError | None = None
@@ -128,7 +122,7 @@ def _fleet_report(slot_name: str) -> dict[str, Any]:
             }
         )
     if not answered:
-        raise error or SlotNotServed(f"no inference worker is up for slot {slot_name}")
+        raise error or WorkerUnavailable(f"no inference worker is up for slot {slot_name}")
     name, worst = max(answered, key=lambda pair: _severity(pair[1]))  # the first of equals
     return {**worst, "worker": name, "workers": workers}
 
@@ -140,7 +134,7 @@ def _on_every_worker(
     worker (or all failing): the first error as it is. Some taking it and some not: 503
     naming both."""
     done, failed, answers = [], [], []
-    for member in _members(slot_name):
+    for member in slot_members(slot_name):
         try:
             answers.append(member.client.call("POST", path, payload, timeout=timeout))
             done.append(member.name)

@@ -125,6 +125,13 @@ def serves(member: Member, slot: str, groups: dict[str, str]) -> bool:
     return not member.registered or not wanted or member.group == wanted
 
 
+def slot_members(slot: str) -> list[Member]:
+    """The up workers that serve ``slot`` (the MODELMGR_WORKER_URL one when none
+    registers): whom to ask about what the slot does now."""
+    groups = placement([slot])
+    return [member for member in fleet_up() if serves(member, slot, groups)]
+
+
 def switch_targets_for(slots: dict[str, int | None]) -> tuple[list[tuple[Member, dict]], int]:
     """The up workers a switch of ``slots`` goes to, each with its share of the slots,
     and how many workers are up (registered ones; 0 for the fallback).

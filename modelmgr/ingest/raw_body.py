@@ -108,14 +108,23 @@ class StagedBodyFile:
             self.staged.discard()
 
 
-def staged_body(request: HttpRequest) -> StagedBlob:
-    """The request's body as a staged, hashed blob: the server's, or staged here."""
+def staged_body(request: HttpRequest, *, expected: str | None = None) -> StagedBlob:
+    """The request's body as a staged, hashed blob: the server's, or staged here. With
+    ``expected`` (expected_sha256), a body that hashes otherwise is removed and refused."""
     server_staged = getattr(request, "scope", {}).get("extensions", {}).get(EXTENSION)
     if server_staged is not None:
         if server_staged.error:
             raise StagingFailed(server_staged.error)
-        return server_staged.staged
-    return stage_file(request, limit=settings.MODELMGR_MAX_UPLOAD_BYTES)
+        staged = server_staged.staged
+    else:
+        staged = stage_file(request, limit=settings.MODELMGR_MAX_UPLOAD_BYTES)
+    if expected is not None and staged.sha256 != expected:
+        staged.discard()
+        raise DigestMismatch(
+            f"the body's sha256 is {staged.sha256}, but the request says {expected}: "
+            "nothing was stored"
+        )
+    return staged
 
 
 def expected_sha256(request: HttpRequest, query_value: str | None) -> str | None:

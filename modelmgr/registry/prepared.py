@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections
 from django.db.models import Model, QuerySet
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,11 @@ class PreparedQuery:
         return list(queryset)
 
     def _compiled(self) -> _Compiled | None:
-        queryset = None
+        """This thread's compiled query, compiled now on first use (or on a new
+        connection); None when the placeholders cannot be placed."""
         compiled: _Compiled | None = getattr(self._local, "compiled", None)
-        if compiled is not None:
-            queryset = compiled.queryset
-        else:
-            queryset = self._build(**self._placeholders)
-        alias = queryset.db or router.db_for_read(queryset.model)
+        queryset = compiled.queryset if compiled else self._build(**self._placeholders)
+        alias = queryset.db
         connection = connections[alias]
         if compiled is not None and compiled.connection is connection:
             return compiled

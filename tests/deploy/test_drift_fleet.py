@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.api.test_drift_api import send
 from tests.deploy.test_fleet_live import fleet
 from tests.inference.support import make_slot, onnx_version
 
@@ -24,13 +25,6 @@ def det(owner, model_files, tmp_path):
 
 def own_drift(worker) -> dict:
     return httpx.get(f"{worker.url}/drift/det", timeout=10).json()
-
-
-def send(worker, rng, *, mean: float, count: int) -> None:
-    with httpx.Client(base_url=worker.url, timeout=30) as http:
-        for _ in range(count):
-            x = rng.normal(mean, 1.0, size=(1, 4)).round(5).tolist()
-            assert http.post("/infer/det", json={"inputs": {"x": x}}).status_code == 200
 
 
 def summarised(worker, requests: int) -> dict:
