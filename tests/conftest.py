@@ -124,3 +124,17 @@ def closed_port_worker(settings) -> str:
 
     settings.MODELMGR_WORKER_URL = f"http://127.0.0.1:{free_port()}"
     return settings.MODELMGR_WORKER_URL
+
+
+@pytest.fixture
+def web(transactional_db):
+    """The real web process (daphne through modelmgr.web_server) on this test's database
+    and artifact store, for what only a real socket shows."""
+    from tests.webproc import WebProcess
+    from tests.workerproc import worker_environment
+
+    process = WebProcess(env=worker_environment()).start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -15,6 +15,7 @@ from modelmgr.api.render import json_response, version_dict
 from modelmgr.api.schemas import (
     FileOut,
     VerifyOut,
+    VersionFields,
     VersionFileQuery,
     VersionOut,
     VersionPage,
@@ -57,26 +58,32 @@ def upload_version(
     tags and description come from the form). Nothing is kept when the upload fails.
     """
     from modelmgr.ingest.services import incoming_from_upload
-    from modelmgr.registry.uploads import version_upload
 
     fields = form.fields()  # malformed JSON: 422 before anything is staged for ingest
     tags = form.tag_list()
     incoming = incoming_from_upload(file, path=form.path, archive=form.archive)
-    version = version_upload(
+    return _created(request, name, form, incoming, fields, tags, version=form.version)
+
+
+def _created(request, name, given: VersionFields, incoming, fields, tags, *, version):
+    """Both uploads' last step: the version from the incoming files, 201 with it."""
+    from modelmgr.registry.uploads import version_upload
+
+    created = version_upload(
         actor=request.user,
         name=name,
-        owner=form.owner,
+        owner=given.owner,
         files=incoming,
-        task=form.task,
+        task=given.task,
         tags=tags,
-        version=form.version,
-        framework=form.framework,
-        primary_path=form.primary_path,
+        version=version,
+        framework=given.framework,
+        primary_path=given.primary_path,
         fields=fields,
         source_uri="",
         actor_label=request_actor_label(request),
     )
-    return Status(201, _reread(request, version))
+    return Status(201, _reread(request, created))
 
 
 @router.put(
@@ -105,7 +112,6 @@ def put_version_file(
     """
     from modelmgr.ingest.raw_body import expected_sha256, staged_body
     from modelmgr.ingest.sources import incoming_from_staged
-    from modelmgr.registry.uploads import version_upload
 
     expected = expected_sha256(request, params.sha256)  # 422 before the body is used
     fields = params.fields()
@@ -116,21 +122,7 @@ def put_version_file(
     incoming = incoming_from_staged(
         staged, name=path, path=folder if unpack else path, archive=unpack
     )
-    created = version_upload(
-        actor=request.user,
-        name=name,
-        owner=params.owner,
-        files=incoming,
-        task=params.task,
-        tags=tags,
-        version=version,
-        framework=params.framework,
-        primary_path=params.primary_path,
-        fields=fields,
-        source_uri="",
-        actor_label=request_actor_label(request),
-    )
-    return Status(201, _reread(request, created))
+    return _created(request, name, params, incoming, fields, tags, version=version)
 
 
 @router.get(BASE, response=VersionPage, summary="List a model's versions (newest first)")

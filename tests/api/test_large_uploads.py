@@ -16,12 +16,9 @@ import time
 
 import httpx
 import psutil
-import pytest
 
 from modelmgr.models import ModelVersion
 from tests.conftest import make_token
-from tests.webproc import WebProcess
-from tests.workerproc import worker_environment
 
 PAYLOAD_MB = 96
 # Far below the body size: buffering the body even once in memory would exceed it.
@@ -46,15 +43,6 @@ def _safetensors(tmp_path, payload_mb: int):
             fh.write(chunk)
             digest.update(chunk)
     return path, digest.hexdigest()
-
-
-@pytest.fixture
-def web(transactional_db):
-    process = WebProcess(env=worker_environment()).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 class _PeakRss:

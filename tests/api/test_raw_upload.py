@@ -46,15 +46,6 @@ def safetensors_bytes(size: int = 64) -> bytes:
     return struct.pack("<Q", len(header)) + header + bytes(i % 251 for i in range(size))
 
 
-@pytest.fixture
-def web(transactional_db):
-    process = WebProcess(env=worker_environment()).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
 # -- through the real web process --------------------------------------------------------
 
 

@@ -17,8 +17,6 @@ import pytest
 
 from tests.conftest import make_token
 from tests.registry.factories import make_model, make_version
-from tests.webproc import WebProcess
-from tests.workerproc import worker_environment
 
 FILE_MB = 96
 # Far below the file size: with no backpressure the whole file would land in the
@@ -36,15 +34,6 @@ def big_version(transactional_db, owner):
     model = make_model(owner, "big-detector")
     make_version(model, "1", files={"weights.bin": data})
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def web(transactional_db):
-    process = WebProcess(env=worker_environment()).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _request(port: int, path: str, token: str) -> socket.socket:

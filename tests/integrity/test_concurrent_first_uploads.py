@@ -6,23 +6,11 @@ from __future__ import annotations
 import threading
 
 import httpx
-import pytest
 
 from modelmgr.models import AuditEvent, ModelVersion, RegisteredModel
 from tests.conftest import make_token
-from tests.webproc import WebProcess
-from tests.workerproc import worker_environment
 
 UPLOADS = 3
-
-
-@pytest.fixture
-def web(transactional_db):
-    process = WebProcess(env=worker_environment()).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def test_concurrent_first_uploads_to_a_new_model_all_succeed(web, owner, model_files, tmp_path):

@@ -14,8 +14,6 @@ from modelmgr.storage import content_store
 from tests.conftest import make_token
 from tests.integrity.rawhttp import fetch
 from tests.registry.factories import make_model, make_version
-from tests.webproc import WebProcess
-from tests.workerproc import worker_environment
 
 FILE_BYTES = 3 * 2**20  # several stream chunks: the damage is found mid-stream
 PATH = "/api/v1/models/corrupt-detector/versions/1"
@@ -31,15 +29,6 @@ def corrupt_version(transactional_db, owner):
     damaged[-10] ^= 0xFF  # near the end: most of the file streams before the check fails
     blob.write_bytes(bytes(damaged))
     return version
-
-
-@pytest.fixture
-def web(transactional_db):
-    process = WebProcess(env=worker_environment()).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def test_zip_of_a_corrupt_version_ends_truncated_instead_of_hanging(corrupt_version, web, owner):
