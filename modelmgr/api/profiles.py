@@ -39,6 +39,12 @@ class ProfileIn(Schema):
     max_seconds: float | None = Field(
         None, ge=0.1, le=120, description="time limit of the whole profile (default 10 s)"
     )
+    worker: str = Field(
+        "",
+        max_length=200,
+        description="the registered worker to measure on (GET /api/v1/status lists them); "
+        "default: the up worker with the most free memory",
+    )
 
 
 class BatchRow(Schema):
@@ -57,7 +63,9 @@ class ProfileOut(Schema):
     version: str
     device: str = Field(description="where it was measured: cpu, cuda:0")
     device_name: str
-    worker_id: str
+    worker_id: str = Field(
+        description="the registered worker it ran on (its process id when no worker registers)"
+    )
     runtime: str
     provider: str
     dynamic_batch: bool
@@ -88,7 +96,8 @@ def profile_run(request: HttpRequest, ref: str, payload: ProfileIn | None = None
     """Loads a copy of the version in the worker (never the one a slot serves; evicts
     nothing: 507 "needs X MB, Y MB free" when it does not fit), measures warm latency
     p50/p95/p99 and throughput per batch size, then unloads it. One profile at a time
-    per worker (409 while another runs). Stored with the device and time; audited as
+    per worker (409 while another runs). ``worker`` picks the worker (422 for a name no
+    worker registered, 503 when it is down). Stored with the device and time; audited as
     version.profile."""
     version = selectors.version_resolve(user=request.user, ref=ref)
     options = payload.dict() if payload is not None else {}

@@ -86,7 +86,9 @@ class RecommendOut(Schema):
     task: str
     priority: str
     available_bytes: int
-    memory_source: str = Field(description="'request' or 'worker' (its free memory)")
+    memory_source: str = Field(
+        description="'request', or 'worker': the least free memory among the up workers"
+    )
     items: list[RecommendationOut] = Field(description="those that fit first, best first")
 
 

@@ -42,9 +42,24 @@ class CheckOut(Schema):
     )
 
 
+class WorkerAsked(Schema):
+    name: str
+    reachable: bool
+    error: str
+
+
 class WorkerReach(Schema):
     reachable: bool
     error: str
+
+
+class WorkersAsked(Schema):
+    reachable: bool = Field(description="every worker that serves the slot answered")
+    error: str = Field(description="the first error, or why no worker could be asked")
+    workers: list[WorkerAsked] = Field(
+        description="the up workers serving the slot, each asked for its environment and "
+        "memory (the dependencies and hardware checks are the worst worker's)"
+    )
 
 
 class ReportOut(Schema):
@@ -57,7 +72,7 @@ class ReportOut(Schema):
         description="what a switch to it would meet: refused (format or contract), needs "
         "force (quality gate), allowed"
     )
-    worker: WorkerReach
+    worker: WorkersAsked
     checks: list[CheckOut]
 
 

@@ -91,7 +91,7 @@ def _named(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def _severity(report: dict[str, Any]) -> int:
+def drift_severity(report: dict[str, Any]) -> int:
     status = report.get("status")
     return SEVERITY.index(status) if status in SEVERITY else 0
 
@@ -123,7 +123,7 @@ def _fleet_report(slot_name: str) -> dict[str, Any]:
         )
     if not answered:
         raise error or WorkerUnavailable(f"no inference worker is up for slot {slot_name}")
-    name, worst = max(answered, key=lambda pair: _severity(pair[1]))  # the first of equals
+    name, worst = max(answered, key=lambda pair: drift_severity(pair[1]))  # the first of equals
     return {**worst, "worker": name, "workers": workers}
 
 
@@ -258,7 +258,7 @@ def drift_events_from_status(status: dict[str, Any], worker: str = "") -> list[d
             if not by_worker:
                 _told.pop(slot, None)
                 continue
-            name, worst = max(by_worker, key=lambda pair: _severity(pair[1]))
+            name, worst = max(by_worker, key=lambda pair: drift_severity(pair[1]))
             before = _told.get(slot)
             if before is not None and before.get("status") == worst.get("status"):
                 continue

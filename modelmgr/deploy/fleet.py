@@ -17,9 +17,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from modelmgr.deploy.client import WorkerClient, worker_client
-from modelmgr.exceptions import WorkerUnavailable
+from modelmgr.exceptions import ModelmgrError, WorkerUnavailable
 from modelmgr.models import Slot
 from modelmgr.models import Worker as WorkerRow
+from modelmgr.registry.validation import InvalidInput
 
 _clients: dict[str, WorkerClient] = {}
 _clients_lock = threading.Lock()
@@ -155,3 +156,77 @@ def switch_targets_for(slots: dict[str, int | None]) -> tuple[list[tuple[Member,
             "no inference worker is up in the group that serves " + ", ".join(named)
         )
     return targets, sum(1 for member in members if member.registered)
+
+
+def worker_for_job(*, name: str = "", slot: str = "") -> Member:
+    """The worker to give a one-off job (a profile, a load test, the environment a
+    report checks): the up worker called ``name`` when given; else, among the up workers
+    (those serving ``slot`` when given), the one with the most free memory at its last
+    heartbeat, because these jobs load a copy and evict nothing. The MODELMGR_WORKER_URL
+    worker when none registers.
+
+    InvalidInput (422) for a name no worker has; WorkerUnavailable (503) when the named
+    worker, or every worker that serves ``slot``, is down.
+    """
+    if name:
+        rows = {member.name: member for member in fleet_members()}
+        member = rows.get(name)
+        if member is None:
+            known = ", ".join(rows) or "none registers"
+            raise InvalidInput(f"worker {name!r} is not registered (workers: {known})")
+        if not member.up:
+            raise WorkerUnavailable(f"worker {name!r} is down (no heartbeat since {_ago(member)})")
+        return member
+    members = slot_members(slot) if slot else fleet_up()
+    if not members:
+        raise WorkerUnavailable(f"no inference worker is up in the group that serves {slot}")
+    return max(members, key=lambda member: member.memory_free_bytes)
+
+
+def _ago(member: Member) -> str:
+    if member.heartbeat_at is None:
+        return "it registered"
+    return member.heartbeat_at.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One up worker's /status, or why it could not be read."""
+
+    member: Member
+    status: dict | None
+    error: str = ""
+
+    @property
+    def free_bytes(self) -> int | None:
+        free = ((self.status or {}).get("memory") or {}).get("free_bytes")
+        return free if isinstance(free, int) else None
+
+    @property
+    def loaded(self) -> set[int]:
+        models = (self.status or {}).get("models") or []
+        return {m["version_id"] for m in models if isinstance(m.get("version_id"), int)}
+
+
+def fleet_statuses(members: list[Member] | None = None) -> list[MemberStatus]:
+    """The /status of each up worker (or of ``members``), asked one after the other."""
+    answers = []
+    for member in fleet_up() if members is None else members:
+        try:
+            answers.append(MemberStatus(member, member.client.status()))
+        except ModelmgrError as exc:
+            answers.append(MemberStatus(member, None, exc.detail))
+    return answers
+
+
+def memory_where(statuses: list[MemberStatus], slot: str = "") -> tuple[int | None, set[int], int]:
+    """What a version must fit into to serve ``slot`` (any slot when empty): the least
+    free memory among the workers that answered and serve it, the versions every one
+    of them holds already (loaded on one but not another still needs memory), and how
+    many answered. (None, set(), 0) when none of them answered."""
+    groups = placement([slot]) if slot else {}
+    answered = [s for s in statuses if s.status is not None and serves(s.member, slot, groups)]
+    frees = [s.free_bytes for s in answered if s.free_bytes is not None]
+    if not answered or not frees:
+        return None, set(), 0
+    return min(frees), set.intersection(*(s.loaded for s in answered)), len(answered)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from modelmgr.deploy.client import worker_client
-from modelmgr.exceptions import ModelmgrError, UploadTooLarge
+from modelmgr.deploy.fleet import Member
+from modelmgr.deploy.spread import spread
+from modelmgr.exceptions import ModelmgrError, UploadTooLarge, WorkerUnavailable
 
 ROUTES = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 MAX_BODY_BYTES = 1024 * 1024  # a conversation, not a document
@@ -58,11 +59,33 @@ def relay_body_check(body: bytes) -> None:
 
 
 async def llm_relay(*, kind: str, body: bytes) -> Relayed:
-    """Send ``body`` to the worker's OpenAI route for ``kind`` (``chat``/``completion``)."""
+    """Send ``body`` to a worker's OpenAI route for ``kind`` (``chat``/``completion``):
+    with several workers, the one serving the model's slot with the fewest requests in
+    flight (modelmgr.deploy.spread, as for predictions); one that cannot be reached, or
+    answers 503 before streaming, hands the conversation to the next."""
     if kind not in ROUTES:
         raise BadRelayRequest(f"kind must be one of: {', '.join(ROUTES)}")
     relay_body_check(body)
-    client = worker_client()
+    model = json.loads(body)["model"]
+    members = await spread.candidates(model.partition("@")[0])
+    for index, member in enumerate(members):
+        last = index == len(members) - 1
+        try:
+            relayed = await _relay_to(member, kind, body, last=last)
+        except WorkerUnavailable:
+            spread.failed(member)
+            if last:
+                raise
+            continue
+        if relayed is None:  # 503 with another worker to try
+            spread.failed(member)
+            continue
+        return relayed
+    raise WorkerUnavailable("no inference worker is up")  # members is never empty
+
+
+async def _relay_to(member: Member, kind: str, body: bytes, *, last: bool) -> Relayed | None:
+    client = member.client
     # A client of its own per conversation turn (a playground is a person typing): its
     # connection lives exactly as long as the stream, and closing it is the cancel.
     http = client.stream_client()
@@ -74,6 +97,12 @@ async def llm_relay(*, kind: str, body: bytes) -> Relayed:
     except httpx.HTTPError as exc:
         await http.aclose()
         raise client.unavailable(exc, client.predict_timeout, doing="generating") from exc
+    if response.status_code == 503 and not last:
+        await response.aclose()
+        await http.aclose()
+        return None
+    url = member.control_url
+    spread.in_flight[url] += 1
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -82,6 +111,7 @@ async def llm_relay(*, kind: str, body: bytes) -> Relayed:
         except httpx.HTTPError:
             return  # the worker went away mid-stream: the browser sees the stream end
         finally:
+            spread.in_flight[url] -= 1
             # Also on the browser hanging up: closing drops the connection to the worker,
             # which cancels the generation (inference.serving.generation.watch_disconnect).
             with contextlib.suppress(Exception):

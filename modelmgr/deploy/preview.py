@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelmgr.deploy.fleet import Member, switch_targets_for
 from modelmgr.deploy.plan import Target, plan_build
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.registry.memory_estimate import estimate_memory
 
 
-def worker_fit(version_ids: list[int]) -> tuple[dict[str, Any] | None, str]:
-    """The worker's ``POST /preview`` for these versions, or (None, why not)."""
-    from modelmgr.deploy.client import worker_client
-
+def member_fit(member: Member, version_ids: list[int]) -> tuple[dict[str, Any] | None, str]:
+    """One worker's ``POST /preview`` for these versions, or (None, why not)."""
     try:
-        return worker_client().call("POST", "/preview", {"version_ids": version_ids}), ""
+        return member.client.call("POST", "/preview", {"version_ids": version_ids}), ""
     except ModelmgrError as exc:
         return None, exc.detail
 
@@ -31,8 +30,6 @@ def fleet_fit(slots: dict[str, int | None], loads: dict[str, int]) -> tuple[list
     ``POST /preview`` for the versions its slots would load: ``name``, ``slots``,
     ``fit`` (None when it did not answer) and ``error``. ([], why) when no worker is up
     for a slot."""
-    from modelmgr.deploy.fleet import switch_targets_for
-
     try:
         targets, _ = switch_targets_for(slots)
     except ModelmgrError as exc:
@@ -40,11 +37,7 @@ def fleet_fit(slots: dict[str, int | None], loads: dict[str, int]) -> tuple[list
     answers = []
     for member, mine in targets:
         version_ids = list(dict.fromkeys(loads[slot] for slot in mine if slot in loads))
-        try:
-            fit = member.client.call("POST", "/preview", {"version_ids": version_ids})
-            error = ""
-        except ModelmgrError as exc:
-            fit, error = None, exc.detail
+        fit, error = member_fit(member, version_ids)
         answers.append({"name": member.name, "slots": list(mine), "fit": fit, "error": error})
     return answers, ""
 

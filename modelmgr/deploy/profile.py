@@ -59,11 +59,15 @@ def version_profile_run(
     batch_sizes: list[int] | None = None,
     iterations: int | None = None,
     max_seconds: float | None = None,
+    worker: str = "",
     progress: Progress | None = None,
 ) -> VersionProfile:
-    """Profile ``version`` on the worker and store it; raises what the worker refused
-    with (409 busy, 422 bad input, 507 no memory, 503 no worker), after auditing it."""
-    from modelmgr.deploy.client import worker_client
+    """Profile ``version`` on a worker and store it; raises what the worker refused
+    with (409 busy, 422 bad input, 507 no memory, 503 no worker), after auditing it.
+
+    ``worker`` names the registered worker to measure on (a GPU host, say); without it,
+    the up worker with the most free memory (modelmgr.deploy.fleet.worker_for_job)."""
+    from modelmgr.deploy.fleet import worker_for_job
 
     started = time.perf_counter()
     target = f"{version.model.owner.get_username()}/{version.ref}"
@@ -78,7 +82,8 @@ def version_profile_run(
     try:
         if problem:
             raise NotDeployable(problem)
-        for event in worker_client().post_stream(
+        member = worker_for_job(name=worker)
+        for event in member.client.post_stream(
             "/profile", {k: v for k, v in body.items() if v is not None}, doing="profiling"
         ):
             if event.get("event") == "result":
@@ -102,7 +107,7 @@ def version_profile_run(
                 action="version.profile",
                 target_type="version",
                 target=target,
-                after={k: v for k, v in body.items() if k != "version_id"},
+                after={k: v for k, v in {**body, "worker": worker}.items() if k != "version_id"},
                 outcome=AuditEvent.Outcome.ERROR,
                 error=exc.detail,
                 duration_ms=_ms_since(started),
@@ -113,7 +118,8 @@ def version_profile_run(
             version=version,
             device=result["device"],
             device_name=result.get("device_name") or "",
-            worker_id=result.get("worker_id") or "",
+            # The name operators know the worker by; its process id when none registers.
+            worker_id=(member.name if member.registered else result.get("worker_id")) or "",
             runtime=result.get("runtime") or "",
             provider=str(result.get("provider") or ""),
             dynamic_batch=bool(result.get("dynamic_batch")),
@@ -133,6 +139,7 @@ def version_profile_run(
             after={
                 "profile_id": profile.pk,
                 "device": profile.device,
+                "worker": profile.worker_id,
                 "batch_sizes": [r["batch_size"] for r in profile.results],
                 "p50_ms": profile.results[0]["p50_ms"] if profile.results else None,
             },

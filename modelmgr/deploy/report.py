@@ -13,8 +13,9 @@ from typing import Any
 
 from modelmgr.deploy.contract import effective_signature, version_fits_slot
 from modelmgr.deploy.deps import dependency_check
+from modelmgr.deploy.fleet import Member, slot_members
 from modelmgr.deploy.gate import gate_checks, gate_failures
-from modelmgr.deploy.preview import worker_fit
+from modelmgr.deploy.preview import member_fit
 from modelmgr.deploy.sigdiff import signature_diff
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import AuditEvent, ModelVersion, Slot, VersionStatus
@@ -129,18 +130,18 @@ def _signature_check(version: ModelVersion, slot: Slot) -> dict[str, Any]:
     return _check("signature", OK, f"same signature as {current.ref}", details)
 
 
-def _worker_facts() -> tuple[dict | None, dict | None, str]:
-    """(status, environment, why not) from the worker."""
-    from modelmgr.deploy.client import worker_client
-
+def _worker_facts(member: Member) -> tuple[dict | None, dict | None, str]:
+    """(status, environment, why not) from one worker."""
     try:
-        client = worker_client()
+        client = member.client
         return client.status(), client.call("GET", "/environment"), ""
     except ModelmgrError as exc:
         return None, None, exc.detail
 
 
-def _hardware_check(version: ModelVersion, status: dict | None, why: str) -> dict[str, Any]:
+def _hardware_check(
+    version: ModelVersion, member: Member | None, status: dict | None, why: str
+) -> dict[str, Any]:
     estimate = estimate_memory(version)
     details: dict[str, Any] = {
         "min_vram_mb": version.min_vram_mb,
@@ -148,9 +149,9 @@ def _hardware_check(version: ModelVersion, status: dict | None, why: str) -> dic
         "estimate_how": estimate.how,
     }
     said = f"registry estimate {size_text(estimate.total_bytes)} ({estimate.how})"
-    if status is None:
+    if member is None or status is None:
         return _check("hardware", WARNING, f"{said}; the worker could not be asked: {why}", details)
-    fit, error = worker_fit([version.pk])
+    fit, error = member_fit(member, [version.pk])
     if fit is None:
         why = f"{said}; the worker could not be asked: {error}"
         return _check("hardware", WARNING, why, details)
@@ -212,19 +213,66 @@ def _gate_check(version: ModelVersion, slot: Slot) -> dict[str, Any]:
     return _check("quality_gate", OK, "; ".join(passed), details)
 
 
-def _load_check(version: ModelVersion, load: bool, actor, actor_label) -> dict[str, Any]:
+def _load_check(
+    version: ModelVersion, slot: Slot, load: bool, actor, actor_label
+) -> dict[str, Any]:
     from modelmgr.deploy.validate import version_validate
 
     if not load:
         return _check(
             "load_test", SKIPPED, "not run (ask with load=1: it loads the version in the worker)"
         )
-    outcome = version_validate(version=version, actor=actor, actor_label=actor_label)
+    outcome = version_validate(
+        version=version, actor=actor, actor_label=actor_label, slot=slot.name
+    )
     if outcome["ok"] and outcome["method"] == "load test":
         return _check("load_test", OK, outcome["detail"], outcome)
     if outcome["ok"]:
         return _check("load_test", WARNING, outcome["detail"], outcome)
     return _check("load_test", FAIL, outcome["detail"], outcome)
+
+
+def _nobody_up(slot: Slot) -> str:
+    return f"no inference worker is up in group {slot.worker_group!r}, which serves {slot.name}"
+
+
+def _fleet_checks(
+    version: ModelVersion, slot: Slot
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """The dependency and hardware checks on every up worker that serves ``slot`` (the
+    version must run on each of them after a switch), each the worst worker's, and
+    who was asked: ``[{name, reachable, error}]``."""
+    members = slot_members(slot.name)
+    if not members:
+        why = _nobody_up(slot)
+        return (
+            dependency_check(version, None, None, why),
+            _hardware_check(version, None, None, why),
+            [],
+        )
+    dependencies, hardware, workers = [], [], []
+    for member in members:
+        status, environment, why = _worker_facts(member)
+        dependencies.append((member, dependency_check(version, status, environment, why)))
+        hardware.append((member, _hardware_check(version, member, status, why)))
+        workers.append({"name": member.name, "reachable": status is not None, "error": why})
+    return _worst_of(dependencies), _worst_of(hardware), workers
+
+
+def _worst_of(per_worker: list[tuple[Member, dict[str, Any]]]) -> dict[str, Any]:
+    """One check from each worker's: the worst one, naming its worker when there are
+    several, with every worker's outcome in ``details["workers"]``."""
+    member, worst = max(per_worker, key=lambda pair: _RANK[pair[1]["status"]])
+    every = [
+        {"name": m.name, "status": check["status"], "message": check["message"]}
+        for m, check in per_worker
+    ]
+    details = {**(worst["details"] or {}), "workers": every}
+    if len(per_worker) == 1:
+        return {**worst, "details": details}
+    others = ", ".join(f"{w['name']} {w['status']}" for w in every if w["name"] != member.name)
+    message = f"worker {member.name}: {worst['message']} (also asked: {others})"
+    return {**worst, "message": message, "details": details}
 
 
 def version_report(
@@ -238,15 +286,15 @@ def version_report(
     """Every check of ``version`` against ``slot``, then the overall status (the worst
     one), whether the signature change is breaking, and whether a switch would be
     refused (format, contract) or need ``force`` (quality gate)."""
-    status, environment, why = _worker_facts()
+    dependencies, hardware, workers = _fleet_checks(version, slot)
     checks = [
         _format_check(version),
         _contract_check(version, slot),
         _signature_check(version, slot),
-        dependency_check(version, status, environment, why),
-        _hardware_check(version, status, why),
+        dependencies,
+        hardware,
         _gate_check(version, slot),
-        _load_check(version, load, actor, actor_label),
+        _load_check(version, slot, load, actor, actor_label),
     ]
     by_name = {c["name"]: c for c in checks}
     worst = max(checks, key=lambda c: _RANK[c["status"]])["status"]
@@ -263,6 +311,12 @@ def version_report(
             if by_name["quality_gate"]["status"] == FAIL
             else "allowed"
         ),
-        "worker": {"reachable": status is not None, "error": why},
+        "worker": {
+            "reachable": bool(workers) and all(w["reachable"] for w in workers),
+            "error": next((w["error"] for w in workers if w["error"]), "")
+            if workers
+            else _nobody_up(slot),
+            "workers": workers,
+        },
         "checks": checks,
     }

@@ -21,11 +21,13 @@ from modelmgr.models import AuditEvent, ModelVersion, VersionStatus
 from modelmgr.storage import content_store, stage_stream
 
 
-def _load_test(version: ModelVersion) -> dict[str, Any]:
-    """Load + warm up in the worker; raises WorkerUnavailable when there is none."""
-    from modelmgr.deploy.client import worker_client
+def _load_test(version: ModelVersion, slot: str) -> dict[str, Any]:
+    """Load + warm up in a worker (one serving ``slot`` when given: where the version
+    would run); raises WorkerUnavailable when there is none."""
+    from modelmgr.deploy.fleet import worker_for_job
 
-    client = worker_client()
+    member = worker_for_job(slot=slot)
+    client = member.client
     loaded = client.call("POST", "/load", {"version_id": version.pk})
     if not loaded.get("slots") and not loaded.get("pinned"):
         # Nothing serves it: give the memory back (a switch would load it again).
@@ -34,13 +36,16 @@ def _load_test(version: ModelVersion) -> dict[str, Any]:
         except ModelmgrError:
             pass
     note = f" ({loaded['warmup_note']})" if loaded.get("warmup_note") else ""
+    where = loaded.get("provider") or loaded.get("runtime") or "the worker"
+    if member.registered:
+        where += f" of worker {member.name}"
     return {
         "ok": True,
         "method": "load test",
+        "worker": member.name,
         "detail": (
             f"{version.ref} loaded in {loaded.get('load_ms', 0):.1f} ms and answered "
-            f"a dummy input in {loaded.get('warmup_ms', 0):.1f} ms on "
-            f"{loaded.get('provider') or loaded.get('runtime') or 'the worker'}{note}."
+            f"a dummy input in {loaded.get('warmup_ms', 0):.1f} ms on {where}{note}."
         ),
         "checks": [],
     }
@@ -113,13 +118,14 @@ def _not_loaded_because(version: ModelVersion) -> str:
 
 
 def version_validate(
-    *, version: ModelVersion, actor, actor_label: str | None = None
+    *, version: ModelVersion, actor, actor_label: str | None = None, slot: str = ""
 ) -> dict[str, Any]:
     """Validate ``version``: ``{"ok", "method", "detail", "checks"}``; audited.
 
     1. A version in error is verified first: when its files match again it is
        available again (ingest.services.version_verify) and goes on to step 2.
-    2. A deployable version is load-tested in the worker (load, warm up, unload).
+    2. A deployable version is load-tested in a worker (load, warm up, unload): the
+       one with the most free memory, among those serving ``slot`` when given.
     3. When the worker cannot be reached, or the version may not be loaded (not
        available, or pickled and untrusted), it is re-inspected instead, and the
        detail says which of the two it was.
@@ -137,7 +143,7 @@ def version_validate(
         outcome = _integrity_failed(version, verified)
     elif version.is_deployable():
         try:
-            outcome = _load_test(version)
+            outcome = _load_test(version, slot)
         except WorkerUnavailable:
             outcome = _reinspect(version, actor, actor_label, "No worker to load it in")
         except WorkerRefused as exc:
@@ -156,7 +162,11 @@ def version_validate(
             action="version.validate",
             target_type="version",
             target=f"{version.model.owner.get_username()}/{version.ref}",
-            after={"method": outcome["method"], "ok": outcome["ok"]},
+            after={
+                "method": outcome["method"],
+                "ok": outcome["ok"],
+                **({"worker": outcome["worker"]} if outcome.get("worker") else {}),
+            },
             outcome=AuditEvent.Outcome.OK if outcome["ok"] else AuditEvent.Outcome.ERROR,
             error="" if outcome["ok"] else outcome["detail"],
             duration_ms=round((time.perf_counter() - started) * 1000, 3),

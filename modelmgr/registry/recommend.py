@@ -27,7 +27,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import ModelVersion, Purpose, Task, UsageBucket
 from modelmgr.registry.memory_estimate import GB, estimate_memory
 from modelmgr.registry.recommend_tensor import score_tensor
@@ -57,21 +56,19 @@ class Recommendation:
 
 
 def worker_free_bytes() -> int:
-    """The worker's free memory from /status; InvalidInput (422) when it cannot say."""
-    from modelmgr.deploy.client import worker_client
+    """The least free memory among the up workers (by default every worker serves every
+    slot, so what is recommended must fit on each); InvalidInput (422) when none can
+    say."""
+    from modelmgr.deploy.fleet import fleet_statuses, memory_where
 
-    try:
-        memory = (worker_client().status() or {}).get("memory") or {}
-    except ModelmgrError as exc:
+    statuses = fleet_statuses()
+    free, _, _ = memory_where(statuses)
+    if free is None or free < 0:
+        errors = "; ".join(f"{s.member.name}: {s.error}" for s in statuses if s.error)
         raise InvalidInput(
-            "available_vram_gb was not given and the worker's free memory is unknown "
-            f"({exc}); pass available_vram_gb"
-        ) from None
-    free = memory.get("free_bytes")
-    if not isinstance(free, int) or free < 0:
-        raise InvalidInput(
-            "available_vram_gb was not given and the worker's status reports no free "
-            "memory; pass available_vram_gb"
+            "available_vram_gb was not given and no worker reports its free memory"
+            + (f" ({errors})" if errors else "")
+            + "; pass available_vram_gb"
         )
     return free
 

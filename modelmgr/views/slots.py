@@ -23,7 +23,9 @@ class SlotCard:
     can_change: bool = False  # may set the slot's batching (modelmgr.deploy.batching)
     # value -> the candidate's memory estimate, as the worker's admission counts it
     memory: dict[str, CandidateMemory] = field(default_factory=dict)
-    free_bytes: int | None = None  # the worker's free memory; None when it cannot say
+    # The least free memory among the workers serving the slot; None when none answers.
+    free_bytes: int | None = None
+    workers: int = 0  # how many of them answered: the page says "the tightest of N"
     watch: Any = None  # the slot's newest health watch (modelmgr.deploy.watch)
 
     @property
@@ -60,21 +62,6 @@ def qualified_ref(version: ModelVersion) -> str:
     return f"{version.model.owner.get_username()}/{version.ref}"
 
 
-def worker_memory() -> tuple[int | None, set[int]]:
-    """The worker's free memory and the versions it holds, from its /status (one call;
-    (None, set()) when it cannot be read: the page still shows each estimate)."""
-    from modelmgr.deploy.client import worker_client
-    from modelmgr.exceptions import ModelmgrError
-
-    try:
-        status = worker_client().status()
-    except ModelmgrError:
-        return None, set()
-    free = (status.get("memory") or {}).get("free_bytes")
-    loaded = {m.get("version_id") for m in status.get("models") or [] if m.get("version_id")}
-    return (free if isinstance(free, int) else None), loaded
-
-
 def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
     """Each slot with its active version and the versions the user may switch it to.
 
@@ -98,19 +85,24 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
         .order_by("model__name", "-created_at", "-id")[:MAX_CANDIDATES]
     )
     can_change = bool(user.is_staff or user.is_superuser or user.has_perm("modelmgr.change_slot"))
-    free, loaded = worker_memory()
+    from modelmgr.deploy.fleet import fleet_statuses, memory_where
+
+    statuses = fleet_statuses()
     from modelmgr.deploy.watch_selectors import latest_watches
 
     watches = latest_watches([slot.name for slot in slots])
-    needs: dict[int, CandidateMemory] = {}
+    estimates: dict[int, Any] = {}
     cards = []
     for slot in slots:
+        # What a candidate must fit into: the tightest worker that serves the slot.
+        free, loaded, answered = memory_where(statuses, slot.name)
         card = SlotCard(
             slot=slot,
             active=slot.active_version,
             previous=slot.previous_version,
             can_change=can_change,
             free_bytes=free,
+            workers=answered,
             watch=watches.get(slot.name),
         )
         if slot.active_version is not None:
@@ -125,15 +117,15 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
                 label += "  ★ production-ready"
             if version.model.owner_id != user.pk:
                 label = f"{version.model.owner.get_username()}/{label}"
-            memory = needs.get(version.pk)
-            if memory is None:
-                need = estimate_memory(version)
-                memory = needs[version.pk] = CandidateMemory(
-                    need.total_bytes,
-                    need.how,
-                    None if free is None else need.total_bytes <= free,
-                    version.pk in loaded,
-                )
+            need = estimates.get(version.pk)
+            if need is None:
+                need = estimates[version.pk] = estimate_memory(version)
+            memory = CandidateMemory(
+                need.total_bytes,
+                need.how,
+                None if free is None else need.total_bytes <= free,
+                version.pk in loaded,
+            )
             value = qualified_ref(version)
             card.candidates.append((value, f"{label}  ({memory.label})"))
             card.memory[value] = memory

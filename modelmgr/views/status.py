@@ -29,7 +29,6 @@ def _with_times(status: dict[str, Any]) -> dict[str, Any]:
     for slot in (status.get("slots") or {}).values():
         if isinstance(slot.get("since"), str):
             slot["since"] = parse_datetime(slot["since"])
-    status["drift_rows"] = drift_rows(status)
     if isinstance(status.get("started_at"), str):
         status["started_at"] = parse_datetime(status["started_at"])
     status["providers"] = sorted(
@@ -39,8 +38,8 @@ def _with_times(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def drift_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per slot the worker watches: its data drift status, what moved, and the model page
-    of the version it serves (where the histograms are)."""
+    """Per slot one worker watches: its data drift status, what moved, and the model
+    page of the version it serves (where the histograms are)."""
     rows = []
     for slot, drift in sorted((status.get("data_drift") or {}).items()):
         if not isinstance(drift, dict):
@@ -56,6 +55,28 @@ def drift_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
                 "url": f"/models/{name}?version={version}#drift" if name else "",
             }
         )
+    return rows
+
+
+def fleet_drift_rows(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per slot over every worker that answered: the worst worker's row (as the
+    slot's drift report and its live ``drift.status`` events are), naming that worker
+    and listing each worker's status when there are several."""
+    from modelmgr.deploy.drift import drift_severity
+
+    by_slot: dict[str, list[dict[str, Any]]] = {}
+    for worker in workers:
+        if worker["status"] is None:
+            continue
+        name = worker["name"] or worker["status"].get("worker_id") or worker["label"]
+        for row in drift_rows(worker["status"]):
+            by_slot.setdefault(row["slot"], []).append({**row, "worker": name})
+    rows = []
+    for slot in sorted(by_slot):
+        seen = by_slot[slot]
+        worst = max(seen, key=drift_severity)  # the first of equals
+        each = [{"name": r["worker"], "status": r["status"]} for r in seen]
+        rows.append({**worst, "workers": each if len(seen) > 1 else []})
     return rows
 
 
@@ -82,7 +103,7 @@ def status_context(statuses: list[dict[str, Any]] | None = None) -> dict[str, An
                 "status": _with_times(status) if status else None,
             }
         )
-    return {"workers": workers}
+    return {"workers": workers, "drift_rows": fleet_drift_rows(workers)}
 
 
 @login_required

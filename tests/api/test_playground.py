@@ -173,3 +173,35 @@ def test_hanging_up_the_relay_stops_the_generation_in_the_worker(web, llm_worker
     full = client.post(COMPLETION, json={**body, "stream": False}, headers=headers)
     assert full.status_code == 200 and full.json()["usage"]["completion_tokens"] > 100
     assert freed_after < (time.monotonic() - whole) / 2
+
+
+def test_with_two_workers_a_conversation_goes_to_one_that_answers(llms, owner):  # noqa: F811
+    """The relay spreads like predictions: a killed worker costs no conversation, even
+    before its missed heartbeats mark it down."""
+    fleet_env = {**LLM_ENV, "MODELMGR_WORKER_HEARTBEAT_S": "0.5"}
+    with (
+        start_worker(env={**fleet_env, "MODELMGR_WORKER_NAME": "w1"}) as w1,
+        start_worker(env={**fleet_env, "MODELMGR_WORKER_NAME": "w2"}) as w2,
+    ):
+        w1.wait_ready()
+        w2.wait_ready()
+        web = WebProcess(
+            env={
+                **worker_environment(),
+                "MODELMGR_WORKER_URL": w1.url,
+                "MODELMGR_FLEET_REFRESH_S": "0.05",
+                "MODELMGR_WORKER_DOWN_AFTER": "1000",  # still "up" long after it died
+            }
+        ).start()
+        try:
+            client, csrf = logged_in(web)
+            body = {"model": "chat", "messages": HELLO, "max_tokens": 4, "stream": True}
+            w1.kill()
+            for _ in range(4):  # whichever worker each turn tries first
+                with client.stream(
+                    "POST", CHAT, json=body, headers={"X-CSRFToken": csrf}
+                ) as response:
+                    assert response.status_code == 200, response.read()
+                    assert events(response.iter_lines())[-1] == "[DONE]"
+        finally:
+            web.stop()

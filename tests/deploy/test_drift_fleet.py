@@ -11,16 +11,8 @@ import pytest
 
 from tests.api.test_drift_api import send
 from tests.deploy.test_fleet_live import fleet
-from tests.inference.support import make_slot, onnx_version
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def det(owner, model_files, tmp_path):
-    version = onnx_version(owner, model_files, tmp_path, name="clf", version="1")
-    make_slot("det", version, task="classifier")
-    return version
 
 
 def own_drift(worker) -> dict:

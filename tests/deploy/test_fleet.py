@@ -96,3 +96,45 @@ def test_a_worker_that_just_failed_is_tried_last(settings):
     spread.failed(members[0])
     for _ in range(3):
         assert async_to_sync(spread.candidates)("det")[-1].name == members[0].name
+
+
+def test_a_one_off_job_goes_to_the_named_worker_or_the_one_with_most_free_memory(settings):
+    from modelmgr.deploy.fleet import worker_for_job
+    from modelmgr.registry.validation import InvalidInput
+
+    settings.MODELMGR_WORKER_DOWN_AFTER = 3
+    for name, free, group in (("small", 1, "default"), ("big", 9, "default"), ("gpu", 5, "gpu")):
+        row = register(name, group=group)
+        WorkerRow.objects.filter(pk=row.pk).update(memory_free_bytes=free << 30)
+    register("gone", age_s=60)
+    Slot.objects.create(name="det", worker_group="gpu")
+    Slot.objects.create(name="arm", worker_group="arm64")
+    assert worker_for_job().name == "big"
+    assert worker_for_job(name="small").name == "small"
+    assert worker_for_job(slot="det").name == "gpu"  # the only one the slot runs on
+    with pytest.raises(InvalidInput, match="'nope' is not registered.*big, gone, gpu, small"):
+        worker_for_job(name="nope")
+    with pytest.raises(WorkerUnavailable, match="'gone' is down"):
+        worker_for_job(name="gone")
+    with pytest.raises(WorkerUnavailable, match="serves arm"):
+        worker_for_job(slot="arm")
+
+
+def test_memory_for_a_slot_is_the_tightest_serving_worker_and_what_all_of_them_hold():
+    from modelmgr.deploy.fleet import Member, MemberStatus, memory_where
+
+    def answer(name, group, free, loaded):
+        member = Member(name=name, control_url=f"http://{name}", serve_url="", group=group, up=True)
+        models = [{"version_id": vid} for vid in loaded]
+        return MemberStatus(member, {"memory": {"free_bytes": free}, "models": models})
+
+    Slot.objects.create(name="det", worker_group="gpu")
+    statuses = [
+        answer("a", "gpu", 300, {1, 2}),
+        answer("b", "gpu", 500, {2, 3}),
+        answer("c", "cpu", 100, {2}),
+        MemberStatus(Member("d", "http://d", "", "gpu", True), None, "connection refused"),
+    ]
+    assert memory_where(statuses, "det") == (300, {2}, 2)  # c does not serve det
+    assert memory_where(statuses) == (100, {2}, 3)
+    assert memory_where(statuses[3:], "det") == (None, set(), 0)

@@ -60,13 +60,28 @@ class S3Store:
 
     def env(self) -> dict[str, str]:
         """What a worker subprocess needs to use the same store."""
-        return {
-            "MODELMGR_STORAGE": self.url,
-            "MODELMGR_S3_ENDPOINT_URL": self.weed.endpoint,
-            "AWS_ACCESS_KEY_ID": KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+        return {"MODELMGR_STORAGE": self.url, **s3_client_env(self.weed)}
+
+
+def s3_client_env(weed: Weed) -> dict[str, str]:
+    """The endpoint, keys and region that reach the session's SeaweedFS."""
+    return {
+        "MODELMGR_S3_ENDPOINT_URL": weed.endpoint,
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def shared_bucket(weed: Weed) -> str:
+    """The tests' bucket, created on first use; each test takes a prefix of its own."""
+    bucket = "modelmgr-tests"
+    try:
+        weed.client().create_bucket(Bucket=bucket)
+    except Exception as exc:  # noqa: BLE001
+        if "BucketAlready" not in type(exc).__name__ and "BucketAlready" not in str(exc):
+            raise
+    return bucket
 
 
 @pytest.fixture
@@ -74,12 +89,7 @@ def s3_store(weed, isolated_storage, settings, monkeypatch) -> S3Store:
     """Point this test's artifact store at a fresh prefix of a bucket on SeaweedFS."""
     from modelmgr.s3_settings import s3_artifact_storage
 
-    bucket = "modelmgr-tests"
-    try:
-        weed.client().create_bucket(Bucket=bucket)
-    except Exception as exc:  # noqa: BLE001
-        if "BucketAlready" not in type(exc).__name__ and "BucketAlready" not in str(exc):
-            raise
+    bucket = shared_bucket(weed)
     store = S3Store(weed=weed, bucket=bucket, prefix=f"t-{uuid.uuid4().hex[:12]}", url="")
     store.url = f"s3://{bucket}/{store.prefix}"
     for name, value in store.env().items():

@@ -84,6 +84,9 @@ def weed_start(folder: Path, *, timeout: float = 90) -> Weed:
                 "-s3",
                 f"-s3.port={s3}",
                 f"-s3.port.grpc={s3_grpc}",
+                # Off: their fixed default ports (8181, 9101) would clash with another weed.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 f"-master.port={master}",
                 f"-master.port.grpc={master_grpc}",
                 f"-volume.port={volume}",

@@ -209,8 +209,9 @@ def test_validate_load_tests_the_version_in_the_worker(owner_client, clf, settin
         assert "answered a dummy input" in html and "CPUExecutionProvider" in html
         # Nothing serves it, so the worker let it go again.
         assert worker.client().get("/status").json()["models"] == []
+        name = worker.client().get("/status").json()["name"]  # it registered itself
     event = AuditEvent.objects.get(action="version.validate")
-    assert event.after == {"method": "load test", "ok": True}
+    assert event.after == {"method": "load test", "ok": True, "worker": name}
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
-"""``manage.py profile REF [--batch-sizes 1,4] [--iterations N] [--max-seconds S] [--json]``:
-profile a version on the worker (modelmgr.deploy.profile) and print the table."""
+"""``manage.py profile REF [--batch-sizes 1,4] [--iterations N] [--max-seconds S]
+[--worker NAME] [--json]``: profile a version on a worker (modelmgr.deploy.profile) and
+print the table."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch-sizes", default="", help="comma-separated, e.g. 1,4,16")
         parser.add_argument("--iterations", type=int, default=None, help="timed runs per batch")
         parser.add_argument("--max-seconds", type=float, default=None, help="time limit")
+        parser.add_argument("--worker", default="", help="registered worker to measure on")
         parser.add_argument("--json", action="store_true", help="print the stored profile as JSON")
 
-    def handle(self, *args, ref: str, batch_sizes: str, iterations, max_seconds, **options):
+    def handle(self, *args, ref: str, batch_sizes: str, iterations, max_seconds, worker, **options):
         try:
             sizes = [int(s) for s in batch_sizes.split(",") if s.strip()] or None
         except ValueError:
@@ -44,6 +46,7 @@ class Command(BaseCommand):
                 batch_sizes=sizes,
                 iterations=iterations,
                 max_seconds=max_seconds,
+                worker=worker,
                 progress=lambda e: (
                     self.stderr.write(
                         f"batch {e['batch_size']}: {e['p50_ms']:.3g} ms p50 ({e['done']}/{e['of']})"
