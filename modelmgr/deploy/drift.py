@@ -91,9 +91,15 @@ def _named(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def drift_severity(report: dict[str, Any]) -> int:
+def _severity(report: dict[str, Any]) -> int:
     status = report.get("status")
     return SEVERITY.index(status) if status in SEVERITY else 0
+
+
+def worst_worker(reports: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """(worker, report) of the worst drift status among each worker's report of one
+    slot: the slot's status everywhere it is shown (the first of equals)."""
+    return max(reports, key=lambda pair: _severity(pair[1]))
 
 
 def _fleet_report(slot_name: str) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def _fleet_report(slot_name: str) -> dict[str, Any]:
         )
     if not answered:
         raise error or WorkerUnavailable(f"no inference worker is up for slot {slot_name}")
-    name, worst = max(answered, key=lambda pair: drift_severity(pair[1]))  # the first of equals
+    name, worst = worst_worker(answered)
     return {**worst, "worker": name, "workers": workers}
 
 
@@ -258,7 +264,7 @@ def drift_events_from_status(status: dict[str, Any], worker: str = "") -> list[d
             if not by_worker:
                 _told.pop(slot, None)
                 continue
-            name, worst = max(by_worker, key=lambda pair: drift_severity(pair[1]))
+            name, worst = worst_worker(by_worker)
             before = _told.get(slot)
             if before is not None and before.get("status") == worst.get("status"):
                 continue

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from modelmgr.deploy.client import WorkerClient, worker_client
-from modelmgr.exceptions import ModelmgrError, WorkerUnavailable
+from modelmgr.exceptions import WorkerUnavailable
 from modelmgr.models import Slot
 from modelmgr.models import Worker as WorkerRow
 from modelmgr.registry.validation import InvalidInput
@@ -187,46 +187,3 @@ def _ago(member: Member) -> str:
     if member.heartbeat_at is None:
         return "it registered"
     return member.heartbeat_at.isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class MemberStatus:
-    """One up worker's /status, or why it could not be read."""
-
-    member: Member
-    status: dict | None
-    error: str = ""
-
-    @property
-    def free_bytes(self) -> int | None:
-        free = ((self.status or {}).get("memory") or {}).get("free_bytes")
-        return free if isinstance(free, int) else None
-
-    @property
-    def loaded(self) -> set[int]:
-        models = (self.status or {}).get("models") or []
-        return {m["version_id"] for m in models if isinstance(m.get("version_id"), int)}
-
-
-def fleet_statuses(members: list[Member] | None = None) -> list[MemberStatus]:
-    """The /status of each up worker (or of ``members``), asked one after the other."""
-    answers = []
-    for member in fleet_up() if members is None else members:
-        try:
-            answers.append(MemberStatus(member, member.client.status()))
-        except ModelmgrError as exc:
-            answers.append(MemberStatus(member, None, exc.detail))
-    return answers
-
-
-def memory_where(statuses: list[MemberStatus], slot: str = "") -> tuple[int | None, set[int], int]:
-    """What a version must fit into to serve ``slot`` (any slot when empty): the least
-    free memory among the workers that answered and serve it, the versions every one
-    of them holds already (loaded on one but not another still needs memory), and how
-    many answered. (None, set(), 0) when none of them answered."""
-    groups = placement([slot]) if slot else {}
-    answered = [s for s in statuses if s.status is not None and serves(s.member, slot, groups)]
-    frees = [s.free_bytes for s in answered if s.free_bytes is not None]
-    if not answered or not frees:
-        return None, set(), 0
-    return min(frees), set.intersection(*(s.loaded for s in answered)), len(answered)

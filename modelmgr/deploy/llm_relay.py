@@ -21,7 +21,7 @@ import httpx
 
 from modelmgr.deploy.fleet import Member
 from modelmgr.deploy.spread import spread
-from modelmgr.exceptions import ModelmgrError, UploadTooLarge, WorkerUnavailable
+from modelmgr.exceptions import ModelmgrError, UploadTooLarge
 
 ROUTES = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 MAX_BODY_BYTES = 1024 * 1024  # a conversation, not a document
@@ -67,21 +67,9 @@ async def llm_relay(*, kind: str, body: bytes) -> Relayed:
         raise BadRelayRequest(f"kind must be one of: {', '.join(ROUTES)}")
     relay_body_check(body)
     model = json.loads(body)["model"]
-    members = await spread.candidates(model.partition("@")[0])
-    for index, member in enumerate(members):
-        last = index == len(members) - 1
-        try:
-            relayed = await _relay_to(member, kind, body, last=last)
-        except WorkerUnavailable:
-            spread.failed(member)
-            if last:
-                raise
-            continue
-        if relayed is None:  # 503 with another worker to try
-            spread.failed(member)
-            continue
-        return relayed
-    raise WorkerUnavailable("no inference worker is up")  # members is never empty
+    return await spread.first_answer(
+        model.partition("@")[0], lambda member, last: _relay_to(member, kind, body, last=last)
+    )
 
 
 async def _relay_to(member: Member, kind: str, body: bytes, *, last: bool) -> Relayed | None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 from django.conf import settings
 
+from modelmgr.deploy.fleet import Member
 from modelmgr.deploy.spread import spread
-from modelmgr.exceptions import ModelmgrError, UploadTooLarge, WorkerUnavailable
+from modelmgr.exceptions import ModelmgrError, UploadTooLarge
 
 BODY_TYPES = {
     "application/json": "application/json",
@@ -59,25 +60,18 @@ async def slot_predict(
     or answers 503 hands the request to the next. The last one that cannot be reached
     raises WorkerUnavailable (503) at once.
     """
-    members = await spread.candidates(slot)
     media = body_type(content_type)
-    for index, member in enumerate(members):
-        last = index == len(members) - 1
+
+    async def send(member: Member, last: bool):
         url = member.control_url
         spread.in_flight[url] += 1
         try:
             answer = await member.client.infer(
                 slot, body=body, content_type=media, accept=accept, client_key=client_key
             )
-        except WorkerUnavailable:
-            spread.failed(member)
-            if last:
-                raise
-            continue
         finally:
             spread.in_flight[url] -= 1
-        if answer.status_code == 503 and not last:
-            spread.failed(member)  # restoring or shutting down: another one answers
-            continue
-        return answer
-    raise WorkerUnavailable("no inference worker is up")  # members is never empty
+        # Restoring or shutting down: another one answers.
+        return None if answer.status_code == 503 and not last else answer
+
+    return await spread.first_answer(slot, send)

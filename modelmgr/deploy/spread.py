@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from modelmgr.deploy.fleet import Member, fleet_up, placement, serves
+from modelmgr.exceptions import WorkerUnavailable
 from modelmgr.models import Slot
 
+T = TypeVar("T")
 SUSPECT_S = 2.0  # how long a worker that failed a request is skipped
 
 
@@ -51,6 +55,29 @@ class Spread:
         ordered = sorted(healthy, key=lambda m: self.in_flight[m.control_url])
         # Suspects last: still better than refusing when every worker failed recently.
         return ordered + [m for m in members if m not in healthy]
+
+    async def first_answer(
+        self, slot: str, send: Callable[[Member, bool], Awaitable[T | None]]
+    ) -> T:
+        """``send(member, last)`` to the candidates for ``slot``, best first, until one
+        answers. A worker that cannot be reached (WorkerUnavailable), or for which
+        ``send`` returns None (it answered 503 while another worker is left), is
+        skipped for a while and the next one tried; the last one's error is raised."""
+        members = await self.candidates(slot)
+        for index, member in enumerate(members):
+            last = index == len(members) - 1
+            try:
+                answer = await send(member, last)
+            except WorkerUnavailable:
+                self.failed(member)
+                if last:
+                    raise
+                continue
+            if answer is None:
+                self.failed(member)
+                continue
+            return answer
+        raise WorkerUnavailable("no inference worker is up")  # members is never empty
 
     def failed(self, member: Member) -> None:
         self.suspect[member.control_url] = time.monotonic() + SUSPECT_S

@@ -6,7 +6,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from modelmgr.deploy.fleet import Member, fallback_member, fleet_members, fleet_up
+from modelmgr.deploy.fleet import (
+    Member,
+    fallback_member,
+    fleet_members,
+    fleet_up,
+    placement,
+    serves,
+)
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.metrics import worker_seen
 from modelmgr.models import Slot
@@ -59,10 +66,42 @@ def workers_status() -> list[dict[str, Any]]:
         fallback = fallback_member()
         down = [m for m in down if m.control_url != fallback.control_url]
         up = [fallback]
-    with ThreadPoolExecutor(min(len(up), 8)) as pool:
-        entries = list(pool.map(_asked, up))
+    entries = _ask_all(up)
     worker_seen(entries[0]["status"])
     return entries + [worker_down_entry(member) for member in down]
+
+
+def _ask_all(members: list[Member]) -> list[dict[str, Any]]:
+    """Each member's entry (``status`` or ``error``), the members asked at once."""
+    with ThreadPoolExecutor(min(len(members), 8)) as pool:
+        return list(pool.map(_asked, members))
+
+
+def up_workers_asked() -> list[tuple[Member, dict[str, Any]]]:
+    """Each up worker (the MODELMGR_WORKER_URL one when none is) with its entry."""
+    members = fleet_up()
+    return list(zip(members, _ask_all(members), strict=True))
+
+
+def memory_where(
+    asked: list[tuple[Member, dict[str, Any]]], slot: str = ""
+) -> tuple[int | None, set[int], int]:
+    """What a version must fit into to serve ``slot`` (any slot when empty): the least
+    free memory among the workers that answered and serve it, the versions every one
+    of them holds already (loaded on one but not another still needs memory), and how
+    many answered. (None, set(), 0) when none of them answered."""
+    groups = placement([slot]) if slot else {}
+    answered = [
+        entry["status"]
+        for member, entry in asked
+        if entry["status"] is not None and serves(member, slot, groups)
+    ]
+    frees = [(s.get("memory") or {}).get("free_bytes") for s in answered]
+    frees = [free for free in frees if isinstance(free, int)]
+    if not frees:
+        return None, set(), 0
+    held = [{m.get("version_id") for m in s.get("models") or []} - {None} for s in answered]
+    return min(frees), set.intersection(*held), len(answered)
 
 
 def worker_nudge() -> bool:

@@ -59,12 +59,12 @@ def worker_free_bytes() -> int:
     """The least free memory among the up workers (by default every worker serves every
     slot, so what is recommended must fit on each); InvalidInput (422) when none can
     say."""
-    from modelmgr.deploy.fleet import fleet_statuses, memory_where
+    from modelmgr.deploy.workers import memory_where, up_workers_asked
 
-    statuses = fleet_statuses()
-    free, _, _ = memory_where(statuses)
+    asked = up_workers_asked()
+    free, _, _ = memory_where(asked)
     if free is None or free < 0:
-        errors = "; ".join(f"{s.member.name}: {s.error}" for s in statuses if s.error)
+        errors = "; ".join(f"{m.name}: {entry['error']}" for m, entry in asked if entry["error"])
         raise InvalidInput(
             "available_vram_gb was not given and no worker reports its free memory"
             + (f" ({errors})" if errors else "")

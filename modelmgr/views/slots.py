@@ -85,9 +85,9 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
         .order_by("model__name", "-created_at", "-id")[:MAX_CANDIDATES]
     )
     can_change = bool(user.is_staff or user.is_superuser or user.has_perm("modelmgr.change_slot"))
-    from modelmgr.deploy.fleet import fleet_statuses, memory_where
+    from modelmgr.deploy.workers import memory_where, up_workers_asked
 
-    statuses = fleet_statuses()
+    asked = up_workers_asked()
     from modelmgr.deploy.watch_selectors import latest_watches
 
     watches = latest_watches([slot.name for slot in slots])
@@ -95,7 +95,7 @@ def slot_cards(*, user, names: list[str] | None = None) -> list[SlotCard]:
     cards = []
     for slot in slots:
         # What a candidate must fit into: the tightest worker that serves the slot.
-        free, loaded, answered = memory_where(statuses, slot.name)
+        free, loaded, answered = memory_where(asked, slot.name)
         card = SlotCard(
             slot=slot,
             active=slot.active_version,

@@ -62,7 +62,7 @@ def fleet_drift_rows(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per slot over every worker that answered: the worst worker's row (as the
     slot's drift report and its live ``drift.status`` events are), naming that worker
     and listing each worker's status when there are several."""
-    from modelmgr.deploy.drift import drift_severity
+    from modelmgr.deploy.drift import worst_worker
 
     by_slot: dict[str, list[dict[str, Any]]] = {}
     for worker in workers:
@@ -74,7 +74,7 @@ def fleet_drift_rows(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for slot in sorted(by_slot):
         seen = by_slot[slot]
-        worst = max(seen, key=drift_severity)  # the first of equals
+        _, worst = worst_worker([(r["worker"], r) for r in seen])
         each = [{"name": r["worker"], "status": r["status"]} for r in seen]
         rows.append({**worst, "workers": each if len(seen) > 1 else []})
     return rows

@@ -121,20 +121,23 @@ def test_a_one_off_job_goes_to_the_named_worker_or_the_one_with_most_free_memory
 
 
 def test_memory_for_a_slot_is_the_tightest_serving_worker_and_what_all_of_them_hold():
-    from modelmgr.deploy.fleet import Member, MemberStatus, memory_where
+    from modelmgr.deploy.fleet import Member
+    from modelmgr.deploy.workers import memory_where, worker_entry
 
     def answer(name, group, free, loaded):
         member = Member(name=name, control_url=f"http://{name}", serve_url="", group=group, up=True)
         models = [{"version_id": vid} for vid in loaded]
-        return MemberStatus(member, {"memory": {"free_bytes": free}, "models": models})
+        status = {"memory": {"free_bytes": free}, "models": models}
+        return member, worker_entry(member, reachable=True, error="", status=status)
 
     Slot.objects.create(name="det", worker_group="gpu")
-    statuses = [
+    silent = Member("d", "http://d", "", "gpu", True)
+    asked = [
         answer("a", "gpu", 300, {1, 2}),
         answer("b", "gpu", 500, {2, 3}),
         answer("c", "cpu", 100, {2}),
-        MemberStatus(Member("d", "http://d", "", "gpu", True), None, "connection refused"),
+        (silent, worker_entry(silent, reachable=False, error="refused", status=None)),
     ]
-    assert memory_where(statuses, "det") == (300, {2}, 2)  # c does not serve det
-    assert memory_where(statuses) == (100, {2}, 3)
-    assert memory_where(statuses[3:], "det") == (None, set(), 0)
+    assert memory_where(asked, "det") == (300, {2}, 2)  # c does not serve det
+    assert memory_where(asked) == (100, {2}, 3)
+    assert memory_where(asked[3:], "det") == (None, set(), 0)
