@@ -31,8 +31,8 @@ class Command(BaseCommand):
             raise CommandError(f"{dest} is the configured store already (MODELMGR_STORAGE)")
         try:
             target = s3_store_for(dest)
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
+        except ImproperlyConfigured:
+            raise CommandError(f"{dest!r} is not s3://bucket or s3://bucket/prefix") from None
         verbs = {"copied": "copied", "present": "already there", "missing": "would copy"}
 
         def progress(outcome: str, sha256: str, size: int) -> None:
