@@ -18,6 +18,7 @@ from modelmgr.registry import selectors, services
 from modelmgr.views.common import HtmxHttpRequest, error_text, render_page
 from modelmgr.views.drift import drift_for_version
 from modelmgr.views.usage import usage_for_version
+from modelmgr.views.version_rows import version_rows
 
 # One keyset page of versions (cursor on created_at, id): the page costs the same at
 # 10 versions and at 100k ("Older versions" walks on).
@@ -57,14 +58,14 @@ def _version_context(
     error: str = "",
     checks: list | None = None,
 ) -> dict:
-    serving = []
-    if selected is not None:
-        serving = list(Slot.objects.filter(active_version=selected).values_list("name", flat=True))
+    # Every slot (the report's choices) and the ones serving the version, in one query.
+    slots = list(Slot.objects.order_by("name").values_list("name", "active_version_id"))
+    serving = [name for name, active in slots if selected is not None and active == selected.pk]
     return {
         "model": model,
         "selected": selected,
         "serving": serving,
-        "check_slots": list(Slot.objects.values_list("name", flat=True)),
+        "check_slots": [name for name, _ in slots],
         "usage": usage_for_version(selected) if selected is not None else None,
         "drift": drift_for_version(selected.pk, serving) if serving else [],
         "message": message,
@@ -121,6 +122,22 @@ def _versions_page(request: HtmxHttpRequest, model: RegisteredModel) -> dict:
     }
 
 
+def _page_context(request, model: RegisteredModel, selected, listing: dict, **panel) -> dict:
+    """The version panel, the versions table (``listing``) and its rows."""
+    rows = version_rows(
+        listing["versions"],
+        selected=selected,
+        detail_url=reverse("model-detail", args=[model.name]),
+        owner=model.owner.get_username() if model.owner_id != request.user.pk else "",
+        cursor=listing["versions_cursor"],
+    )
+    return {
+        **_version_context(request, model, selected, **panel),
+        **listing,
+        "version_rows": rows,
+    }
+
+
 @login_required
 @require_GET
 def model_detail_page(request: HtmxHttpRequest, name: str):
@@ -136,11 +153,7 @@ def model_detail_page(request: HtmxHttpRequest, name: str):
             selected = None
     if selected is None and versions:
         selected = next((v for v in versions if v.status == "available"), versions[0])
-    context = {
-        **_version_context(request, model, selected),
-        **listing,
-        "detail_url": reverse("model-detail", args=[model.name]),
-    }
+    context = _page_context(request, model, selected, listing)
     return render_page(request, "model_detail.html", context, partial="version" if wanted else None)
 
 
@@ -246,11 +259,15 @@ def version_action(request: HtmxHttpRequest, name: str, version: str, action: st
             messages.success(request, message)
         return redirect(_model_url(model, request.user, found.version))
     fresh = selectors.version_queryset(user=request.user).get(pk=found.pk)
-    context = {
-        **_version_context(request, model, fresh, message=message, error=error, checks=checks),
-        **_versions_page(request, model),
-        "detail_url": reverse("model-detail", args=[model.name]),
-    }
+    context = _page_context(
+        request,
+        model,
+        fresh,
+        _versions_page(request, model),
+        message=message,
+        error=error,
+        checks=checks,
+    )
     # The version panel, plus the versions table out of band (status badges may change).
     return render_page(request, "model_detail.html", context, partial="version-and-list")
 
