@@ -90,9 +90,12 @@ async def _relay_to(member: Member, kind: str, body: bytes, *, last: bool) -> Re
         await http.aclose()
         return None
     url = member.control_url
-    spread.in_flight[url] += 1
 
     async def chunks() -> AsyncIterator[bytes]:
+        # Counted from the first read: a generator never started never runs its
+        # finally (say the browser hung up before the first byte), so a count taken
+        # before it would stay one too high in this process for good.
+        spread.in_flight[url] += 1
         try:
             async for chunk in response.aiter_raw():
                 yield chunk

@@ -157,6 +157,11 @@ def model_detail_page(request: HtmxHttpRequest, name: str):
     return render_page(request, "model_detail.html", context, partial="version" if wanted else None)
 
 
+def _took(seconds: float) -> str:
+    """A tiny model profiles in tens of milliseconds: "0.0 s" would say nothing."""
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
 def _validate(version, actor, actor_label: str) -> tuple[str, str, list]:
     """(message, error, checks) of a validation, for the version panel."""
     from modelmgr.deploy.validate import version_validate
@@ -194,7 +199,7 @@ def version_action(request: HtmxHttpRequest, name: str, version: str, action: st
             first = done.results[0] if done.results else {"p50_ms": 0, "batch_size": 1}
             where = f"{done.device} of {done.worker_id}" if done.worker_id else done.device
             message = (
-                f"Profiled {found.ref} on {where} in {done.duration_s:.1f} s: "
+                f"Profiled {found.ref} on {where} in {_took(done.duration_s)}: "
                 f"{first['p50_ms']:.3g} ms p50 at batch {first['batch_size']}."
             )
         elif action == "verify":

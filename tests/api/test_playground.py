@@ -205,3 +205,38 @@ def test_with_two_workers_a_conversation_goes_to_one_that_answers(llms, owner): 
                     assert events(response.iter_lines())[-1] == "[DONE]"
         finally:
             web.stop()
+
+
+def test_a_relayed_stream_never_read_leaves_no_count_and_frees_the_worker(
+    llm_worker,  # noqa: F811
+    owner,
+    settings,
+):
+    """A browser that hangs up between the worker's headers and the first byte: the
+    relayed stream is never read. The web's in-flight count must not keep it (it would
+    steer every later conversation away from that worker), and once the relay is gone
+    its connection closes, so the worker stops generating for nobody."""
+    import asyncio
+    import gc
+
+    from modelmgr.deploy.llm_relay import llm_relay
+    from modelmgr.deploy.spread import spread
+
+    settings.MODELMGR_WORKER_URL = llm_worker.url
+    body = {"model": "plain", "prompt": "hello", "max_tokens": 240, "temperature": 0}
+    raw = json.dumps({**body, "stream": True}).encode()
+
+    async def unread() -> None:
+        relayed = await llm_relay(kind="completion", body=raw)
+        assert relayed.status == 200
+        assert in_flight(llm_worker, "plain@1") == 1, "the generation ended before the test"
+        del relayed
+        gc.collect()
+        await asyncio.sleep(0.2)  # the closed connection reaches the worker
+
+    asyncio.run(unread())
+    assert sum(spread.in_flight.values()) == 0
+    stopped = time.monotonic()
+    while in_flight(llm_worker, "plain@1"):
+        assert time.monotonic() - stopped < 30, "the worker went on generating"
+        time.sleep(0.02)

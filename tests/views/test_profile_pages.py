@@ -31,6 +31,10 @@ def test_the_profile_button_measures_the_version_and_shows_the_table(
     assert response.status_code == 200
     html = response.content.decode()
     assert "Profiled clf@1 on cpu" in html
+    took = VersionProfile.objects.get().duration_s
+    # Under a second in milliseconds (a tiny model's profile said "in 0.0 s").
+    said = f" in {took * 1000:.0f} ms: " if took < 1 else f" in {took:.1f} s: "
+    assert said in html and " in 0.0 s" not in html
     assert 'id="profile-table"' in html and "dynamic batch" in html
     for batch in (1, 2, 4, 8):
         assert f'<td class="num">{batch}</td>' in html
