@@ -72,13 +72,16 @@ class StagingWriter:
         suffix: str = ".part",
         pipelined: bool = False,
         hash_behind: bool = False,
+        directory: Path | None = None,
     ):
         self.limit = limit
         self._hash_behind = hash_behind
         pipelined = pipelined or hash_behind
         self._hash = hashlib.sha256()
         self.size = 0
-        fd, name = tempfile.mkstemp(dir=staging_dir(), prefix="stage-", suffix=suffix)
+        # ``directory``: a staging folder on the target store's filesystem, where
+        # commit's rename must land (staging_dir() is the configured store's).
+        fd, name = tempfile.mkstemp(dir=directory or staging_dir(), prefix="stage-", suffix=suffix)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=0)
         self._queue: queue.Queue | None = None
@@ -159,8 +162,10 @@ class StagedBlob:
         self.path.unlink(missing_ok=True)
 
 
-def stage_stream(chunks: Iterable[bytes], *, limit: int | None = None) -> StagedBlob:
-    writer = StagingWriter(limit=limit)
+def stage_stream(
+    chunks: Iterable[bytes], *, limit: int | None = None, directory: Path | None = None
+) -> StagedBlob:
+    writer = StagingWriter(limit=limit, directory=directory)
     try:
         for chunk in chunks:
             writer.write(chunk)

@@ -1,20 +1,23 @@
-"""Copy every blob the registry references from the configured artifact store into an
-S3-compatible one: the step before pointing MODELMGR_STORAGE at it.
+"""Copy every blob the registry references from the configured artifact store into
+another one: an S3-compatible store (the step before pointing MODELMGR_STORAGE at it), or
+a local folder (the way back from S3, before pointing MODELMGR_ARTIFACT_ROOT at it).
 
 Each blob is read from the source and hashed as it is staged; only bytes that hash to
-their sha256 (and size) are uploaded, by the S3 store's own upload, which checks the
-hash again as it sends (modelmgr.storage_s3). A blob the target has already is skipped,
-so a copy that stopped half-way, or one run again after more uploads, sends only what
-is missing. A source blob that does not read back as itself is reported, naming the
-versions that use it, and not copied; the rest goes on.
+their sha256 (and size) are committed: uploaded by the S3 store's own upload, which
+checks the hash again as it sends (modelmgr.storage_s3), or renamed into the folder from
+a staging file beside it (readers never see a partial blob). A blob the target has
+already is skipped, so a copy that stopped half-way, or one run again after more
+uploads, sends only what is missing. A source blob that does not read back as itself is
+reported, naming the versions that use it, and not copied; the rest goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from django.core.files.storage import storages
+from django.core.files.storage import FileSystemStorage, storages
 
 from modelmgr.exceptions import ModelmgrError
 from modelmgr.models import ArtifactFile
@@ -41,6 +44,24 @@ def s3_store_for(url: str) -> ContentStore:
     return S3ContentStore(storages.create_storage(s3_artifact_storage(url)))
 
 
+def local_store_for(folder: Path) -> ContentStore:
+    """The content store in ``folder`` (an absolute path; created if missing), laid out
+    as MODELMGR_ARTIFACT_ROOT is."""
+    return ContentStore(FileSystemStorage(location=str(folder)))
+
+
+def staging_for(target: ContentStore) -> Path | None:
+    """Where a blob for ``target`` is staged: beside a local store's blobs, so that its
+    commit is one rename on one filesystem; None (the configured staging folder) for a
+    remote store, which uploads from it."""
+    root = target.local_root()
+    if root is None:
+        return None
+    staging = root.parent / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
 def store_copy(
     target: ContentStore,
     *,
@@ -52,6 +73,7 @@ def store_copy(
     ``progress(outcome, sha256, size)`` is called per blob: copied, present (skipped),
     missing (dry run: would be copied) or failed."""
     source = source or content_store()
+    staging = None if dry_run else staging_for(target)  # a dry run makes nothing
     report = CopyReport()
     blobs = ArtifactFile.objects.values_list("sha256", "size").distinct().order_by("sha256")
     for sha256, size in blobs.iterator():
@@ -63,7 +85,7 @@ def store_copy(
             report.copied.append((sha256, size))
             _tell(progress, "missing", sha256, size)
             continue
-        why = _copy_one(source, target, sha256, size)
+        why = _copy_one(source, target, sha256, size, staging)
         if why:
             report.failed.append((sha256, why))
             _tell(progress, "failed", sha256, size)
@@ -73,12 +95,28 @@ def store_copy(
     return report
 
 
-def _copy_one(source: ContentStore, target: ContentStore, sha256: str, size: int) -> str:
-    """Stage, check, upload one blob; "" when it is in the target, else why not."""
+class _SourceUnreadable(Exception):
+    pass
+
+
+def _read(source: ContentStore, sha256: str) -> Iterator[bytes]:
+    """The source's chunks; its errors told apart from the target's (a full disk)."""
     try:
-        staged = stage_stream(source.iter_chunks(sha256))
+        yield from source.iter_chunks(sha256)
     except (ModelmgrError, OSError) as exc:
-        return f"{_used_by(sha256)}: cannot be read from the source store: {_text(exc)}"
+        raise _SourceUnreadable(_text(exc)) from exc
+
+
+def _copy_one(
+    source: ContentStore, target: ContentStore, sha256: str, size: int, staging: Path | None
+) -> str:
+    """Stage, check, commit one blob; "" when it is in the target, else why not."""
+    try:
+        staged = stage_stream(_read(source, sha256), directory=staging)
+    except _SourceUnreadable as exc:
+        return f"{_used_by(sha256)}: cannot be read from the source store: {exc}"
+    except OSError as exc:
+        return f"{_used_by(sha256)}: cannot be staged for the target: {_text(exc)}"
     try:
         if staged.sha256 != sha256 or staged.size != size:
             return (
@@ -88,8 +126,8 @@ def _copy_one(source: ContentStore, target: ContentStore, sha256: str, size: int
             )
         target.commit(staged)
         return ""
-    except ModelmgrError as exc:
-        return f"{_used_by(sha256)}: {_text(exc)}"
+    except (ModelmgrError, OSError) as exc:
+        return f"{_used_by(sha256)}: cannot be written to the target: {_text(exc)}"
     finally:
         staged.discard()
 
@@ -101,6 +139,8 @@ def _used_by(sha256: str) -> str:
 
 
 def _text(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # not str(exc): that names the server's paths
     return getattr(exc, "detail", None) or str(exc)
 
 

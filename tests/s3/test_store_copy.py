@@ -1,7 +1,7 @@
-"""Moving a registry's blobs from the local store to S3 (manage.py store_copy) against a
-real SeaweedFS: every referenced blob arrives intact, a second run sends nothing, a
-corrupt source blob is named and not copied, and after switching MODELMGR_STORAGE the
-versions download from S3 byte for byte."""
+"""Moving a registry's blobs from the local store to S3 and back (manage.py store_copy)
+against a real SeaweedFS: every referenced blob arrives intact, a second run sends
+nothing, a corrupt source blob is named and not copied, and after switching the store
+the versions download from the copy byte for byte."""
 
 from __future__ import annotations
 
@@ -90,9 +90,39 @@ def test_a_corrupt_source_blob_is_named_and_not_copied_and_the_rest_is(
     assert list(objects(weed, bucket, prefix)) == [hashlib.sha256(b"good bytes").hexdigest()]
 
 
+def test_the_way_back_from_s3_to_a_local_folder(s3_store, owner, settings, api, tmp_path):
+    model = registered(owner, "clf")
+    make_version(model, "1", files={"model.onnx": b"weights-1", "labels.txt": b"a\nb\n"})
+    make_version(model, "2", files={"model.onnx": BIG, "labels.txt": b"a\nb\n"})
+    assert content_store().remote
+    back = tmp_path / "back"
+    assert "would copy 3 blob(s)" in run(str(back), "--dry-run")
+    assert not back.exists()  # a dry run makes nothing
+    said = run(str(back))
+    assert f"copied 3 blob(s) ({9 + 4 + len(BIG)} bytes) to {back}; 0 already there" in said
+    for data in (b"weights-1", b"a\nb\n", BIG):
+        digest = hashlib.sha256(data).hexdigest()
+        assert (back / "sha256" / digest[:2] / digest[2:4] / digest).read_bytes() == data
+    assert list((back / ".staging").iterdir()) == []  # no staging file left behind
+    assert "copied 0 blob(s) (0 bytes)" in run(str(back))
+
+    # MODELMGR_STORAGE unset, MODELMGR_ARTIFACT_ROOT=back: served from the folder.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(back)},
+        },
+    }
+    assert not content_store().remote
+    response = api.get("/api/v1/models/clf/versions/2/files/model.onnx")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == BIG
+
+
 def test_bad_destinations_are_refused_with_a_reason(target, settings):
     with pytest.raises(CommandError, match="is not s3://bucket"):
-        run("/some/folder")
+        run("s3:/one-slash")
     settings.MODELMGR_STORAGE = target[3]
     with pytest.raises(CommandError, match="is the configured store already"):
         run(target[3])
