@@ -66,9 +66,7 @@ def test_bad_local_destinations_are_refused_with_a_reason(isolated_storage, tmp_
         run(str(isolated_storage))
 
 
-def test_a_folder_that_cannot_be_written_stops_with_its_reason(
-    owner, isolated_storage, tmp_path
-):
+def test_a_folder_that_cannot_be_written_stops_with_its_reason(owner, isolated_storage, tmp_path):
     make_version(make_model(owner, "clf"), "1")
     locked = tmp_path / "locked"
     locked.mkdir()
