@@ -1,7 +1,8 @@
 """Registry at scale: naming a model, a version and a page of versions at 100k versions.
 
 Builds one model with ``--versions`` versions (one file each; 90% available, 5% archived,
-5% failed) plus 200 small models, through the ORM in bulk (``bulk_create``: the
+5% failed) plus 200 small models, and 30 days of per-minute usage of its newest version
+(the one its page shows) in one slot, through the ORM in bulk (``bulk_create``: the
 version-count triggers run for every row) into a fresh database: SQLite in a temp
 folder, and PostgreSQL in a database of its own (``--pg-url``, dropped and created; then
 ANALYZE, as autovacuum would do after a bulk load). Then it starts the real web process
@@ -12,7 +13,9 @@ token as a robot would, or a logged-in session for the HTML pages.
 Targets (issue #13, "Registry at scale"), at 100k versions of one model, on both
 databases: a version page p95 <= 20 ms (first and deep pages, API and the model's
 page), name/ref resolution p95 <= 5 ms, model detail p95 <= 10 ms, /models pages
-p95 <= 20 ms, health p50 <= 5 ms; the web process's memory O(page) (RSS growth).
+p95 <= 20 ms, health p50 <= 5 ms; the web process's memory O(page) (RSS growth). The
+usage section that page fetches once shown (``usage_panel``: all-time totals and the
+last 24 h, 1,440 rows) is measured without a target.
 
 Usage: .venv/bin/python benchmarks/registry.py [--versions 100000] [--seconds 5]
        [--db sqlite,postgres] [--pg-url postgres://postgres@127.0.0.1:5432/bench_registry]
@@ -63,7 +66,10 @@ TARGETS = {
     "models_api": ("p95_ms", 20.0),
     "models_page": ("p95_ms", 20.0),
     "model_page": ("p95_ms", 20.0),
+    # No target in the issue: the usage section the model page fetches once shown.
+    "usage_panel": ("p95_ms", None),
 }
+USAGE_DAYS = 30  # of per-minute usage of the newest version in one slot (43,200 rows)
 
 
 def build(n: int) -> dict:
@@ -75,7 +81,14 @@ def build(n: int) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.db import connection
 
-    from modelmgr.models import ApiToken, ArtifactFile, ModelVersion, RegisteredModel
+    from modelmgr.models import (
+        ApiToken,
+        ArtifactFile,
+        ModelVersion,
+        RegisteredModel,
+        UsageBucket,
+        UsageTotal,
+    )
     from modelmgr.registry.pagination import encode_newest_cursor
 
     users = get_user_model()
@@ -118,6 +131,8 @@ def build(n: int) -> dict:
             )
             for v in versions
         )
+    newest = ModelVersion.objects.filter(model=big).order_by("-created_at", "-id").first()
+    _usage_history(newest, UsageBucket, UsageTotal)
     build_s = time.perf_counter() - started
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -143,6 +158,44 @@ def build(n: int) -> dict:
         "latest_version": big.latest_version,
         "build_s": round(build_s, 1),
     }
+
+
+def _usage_history(version, bucket, total) -> None:
+    """USAGE_DAYS of minutes of one slot, 60 requests a minute (a robot at 1 Hz), and
+    their all-time total, as the worker's flush leaves them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    histogram = [0] * 81
+    histogram[22], histogram[24], histogram[33] = 50, 9, 1  # ~1.4, 2.1 and 16 ms
+    now = timezone.now().replace(second=0, microsecond=0)
+    minutes = USAGE_DAYS * 24 * 60
+    figures = {"count": 60, "total_ms": 60 * 1.6, "min_ms": 1.1, "max_ms": 15.0}
+    bucket.objects.bulk_create(
+        (
+            bucket(
+                version=version,
+                slot_name="detector",
+                minute=now - timedelta(minutes=ago),
+                last_used=now - timedelta(minutes=ago),
+                histogram=histogram,
+                **figures,
+            )
+            for ago in range(minutes)
+        ),
+        batch_size=5000,
+    )
+    total.objects.create(
+        version=version,
+        slot_name="detector",
+        count=figures["count"] * minutes,
+        total_ms=figures["total_ms"] * minutes,
+        min_ms=figures["min_ms"],
+        max_ms=figures["max_ms"],
+        histogram=[n * minutes for n in histogram],
+        last_used=now,
+    )
 
 
 def wrk(url: str, script: Path, seconds: int) -> dict:
@@ -265,6 +318,7 @@ def run_one(db: str, args, tmp: Path) -> dict:
             "models_api": ("token", "/api/v1/models?limit=50"),
             "models_page": ("session", "/models"),
             "model_page": ("session", f"/models/{BIG}"),
+            "usage_panel": ("session", f"/models/{BIG}/versions/{fixture['latest_version']}/usage"),
         }
         headers = {
             "token": {"Authorization": f"Bearer {fixture['token']}"},
@@ -287,8 +341,8 @@ def run_one(db: str, args, tmp: Path) -> dict:
                 cpu * 1000 / max(1.0, run["rps"] * args.seconds), 3
             )
             figure, limit = TARGETS[name]
-            run["target"] = f"{figure} <= {limit}"
-            run["met"] = run[figure] <= limit and run["failed"] == 0
+            run["target"] = f"{figure} <= {limit}" if limit else "no target"
+            run["met"] = run[figure] <= limit and run["failed"] == 0 if limit else None
             results[name] = run
         rss_after = proc.memory_info().rss
     finally:
@@ -306,6 +360,10 @@ def run_one(db: str, args, tmp: Path) -> dict:
         "web_rss_growth_mb": round((rss_after - rss_before) / 2**20, 1),
         "routes": results,
     }
+
+
+def _verdict(met: bool | None) -> str:
+    return "no target" if met is None else "met" if met else "MISSED"
 
 
 def main() -> None:
@@ -333,7 +391,7 @@ def main() -> None:
                     name,
                     f"p50 {r['p50_ms']:.2f}  p95 {r['p95_ms']:.2f}  p99 {r['p99_ms']:.2f} ms  "
                     f"{r['rps']:.0f} req/s  cpu {r['server_cpu_ms_per_req']:.2f} ms/req  "
-                    f"{'met' if r['met'] else 'MISSED'} ({r['target']})",
+                    f"{_verdict(r['met'])} ({r['target']})",
                 )
                 for name, r in result["routes"].items()
             ]
@@ -345,13 +403,13 @@ def main() -> None:
     figures["load_before"] = [round(x, 2) for x in load_before]
     figures["load_after"] = [round(x, 2) for x in os.getloadavg()]
     figures["all_met"] = all(
-        r["met"] for db in args.db.split(",") for r in figures[db]["routes"].values()
+        r["met"] is not False for db in args.db.split(",") for r in figures[db]["routes"].values()
     )
     figures["missed"] = [
         f"{db}:{name}"
         for db in args.db.split(",")
         for name, r in figures[db]["routes"].items()
-        if not r["met"]
+        if r["met"] is False
     ]
     emit(figures)
 

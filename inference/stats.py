@@ -1,5 +1,5 @@
 """Usage counters per (slot, version, minute), recorded on the request path and flushed
-into UsageBucket rows from a background thread.
+into UsageBucket rows (and the all-time UsageTotal rows) from a background thread.
 
 Recording is a dict lookup and a few additions under a lock. ``count`` counts every
 request routed to a version, ``refused`` those refused as the client's mistake (bad
@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
-from modelmgr.models import LATENCY_BUCKETS_MS, TOKENS_PER_S_BUCKETS, ModelVersion, UsageBucket
+from modelmgr.models import (
+    LATENCY_BUCKETS_MS,
+    TOKENS_PER_S_BUCKETS,
+    ModelVersion,
+    UsageBucket,
+    UsageTotal,
+)
 
 log = logging.getLogger("inference")
 HISTOGRAM_SIZE = len(LATENCY_BUCKETS_MS) + 1
@@ -196,7 +202,7 @@ class UsageRecorder:
             )
             for key in list(pending):
                 if key[1] in existing:
-                    _upsert(key, pending[key])
+                    write_usage(key, pending[key])
                     written += 1
                 del pending[key]
         except Exception:
@@ -207,63 +213,46 @@ class UsageRecorder:
         return written
 
 
-def _upsert(key: Key, counter: Counter) -> None:
+def write_usage(key: Key, counter: Counter) -> None:
+    """Add ``counter`` to its minute's bucket and to the version's all-time total in the
+    slot, in one transaction: the total is always the sum of the buckets. Rows are
+    locked in the same order by every worker (bucket, then total)."""
     slot, version_id, minute = key
     minute_at = datetime.fromtimestamp(minute * 60, tz=UTC)
-    last_used = datetime.fromtimestamp(counter.last_used, tz=UTC)
     for _ in range(3):
         try:
             with transaction.atomic():
-                row = (
-                    UsageBucket.objects.select_for_update()
-                    .filter(version_id=version_id, slot_name=slot, minute=minute_at)
-                    .first()
-                )
-                if row is None:
-                    UsageBucket.objects.create(
-                        version_id=version_id,
-                        slot_name=slot,
-                        minute=minute_at,
-                        count=counter.count,
-                        errors=counter.errors,
-                        refused=counter.refused,
-                        total_ms=counter.total_ms,
-                        min_ms=counter.min_ms,
-                        max_ms=counter.max_ms,
-                        histogram=counter.histogram,
-                        last_used=last_used,
-                        **{name: getattr(counter, name) for name in _TOKEN_FIELDS},
-                    )
-                    return
-                merged = Counter(
-                    count=row.count,
-                    errors=row.errors,
-                    refused=row.refused,
-                    total_ms=row.total_ms,
-                    min_ms=row.min_ms,
-                    max_ms=row.max_ms,
-                    histogram=_sized(row.histogram),
-                    last_used=row.last_used.timestamp() if row.last_used else 0.0,
-                    **{name: getattr(row, name) for name in _TOKEN_FIELDS},
-                )
-                merged.merge(counter)
-                for name in (
-                    "count",
-                    "errors",
-                    "refused",
-                    "total_ms",
-                    "min_ms",
-                    "max_ms",
-                    "histogram",
-                    *_TOKEN_FIELDS,
-                ):
-                    setattr(row, name, getattr(merged, name))
-                row.last_used = datetime.fromtimestamp(merged.last_used, tz=UTC)
-                row.save()
-                return
+                _add(UsageBucket, counter, version_id=version_id, slot_name=slot, minute=minute_at)
+                _add(UsageTotal, counter, version_id=version_id, slot_name=slot)
+            return
         except IntegrityError:
-            continue  # another worker created the row first: update it instead
+            continue  # another worker created a row first: update it instead
     log.warning("could not write usage for %s", key)
+
+
+_FIGURES = ("count", "errors", "refused", "total_ms", "min_ms", "max_ms", "histogram")
+
+
+def _add(model, counter: Counter, **lookup) -> None:
+    """Lock the row of ``lookup`` and add ``counter`` to it; create it when missing."""
+    row = model.objects.select_for_update().filter(**lookup).first()
+    if row is None:
+        model.objects.create(
+            **lookup,
+            **{name: getattr(counter, name) for name in (*_FIGURES, *_TOKEN_FIELDS)},
+            last_used=datetime.fromtimestamp(counter.last_used, tz=UTC),
+        )
+        return
+    merged = Counter(
+        **{name: getattr(row, name) for name in (*_FIGURES, *_TOKEN_FIELDS)},
+        last_used=row.last_used.timestamp() if row.last_used else 0.0,
+    )
+    merged.histogram = _sized(row.histogram)
+    merged.merge(counter)
+    for name in (*_FIGURES, *_TOKEN_FIELDS):
+        setattr(row, name, getattr(merged, name))
+    row.last_used = datetime.fromtimestamp(merged.last_used, tz=UTC)
+    row.save()
 
 
 _TOKEN_FIELDS = (

@@ -521,12 +521,10 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = tuple(
 TOKENS_PER_S_BUCKETS: tuple[float, ...] = LATENCY_BUCKETS_MS  # 0.01 .. ~570,000 tokens/s
 
 
-class UsageBucket(models.Model):
-    """Per-minute usage of one version in one slot, flushed by the worker."""
+class UsageFigures(models.Model):
+    """What the worker counts of one version in one slot: added up per minute
+    (UsageBucket) and over all time (UsageTotal), in the same transaction."""
 
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="usage")
-    slot_name = models.CharField(max_length=64, db_index=True)
-    minute = models.DateTimeField(db_index=True)
     count = models.PositiveIntegerField(default=0)
     # errors: the model (or the worker) failed; refused: the client's request was refused
     # (bad inputs, 4xx) before the model ran. A client's typo is not a model error.
@@ -553,6 +551,17 @@ class UsageBucket(models.Model):
     tps_histogram = models.JSONField(default=list)
 
     class Meta:
+        abstract = True
+
+
+class UsageBucket(UsageFigures):
+    """Per-minute usage of one version in one slot, flushed by the worker."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="usage")
+    slot_name = models.CharField(max_length=64, db_index=True)
+    minute = models.DateTimeField(db_index=True)
+
+    class Meta:
         ordering = ["-minute"]
         constraints = [
             models.UniqueConstraint(
@@ -562,6 +571,31 @@ class UsageBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slot_name} {self.version_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
+
+class UsageTotal(UsageFigures):
+    """All-time usage of one version in one slot: the sum of its UsageBucket rows, kept
+    as they are written, so a version's page and comparison read one row per slot
+    however long the version has served (a month in one slot is 43,200 buckets)."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="usage_totals")
+    slot_name = models.CharField(max_length=64)
+    # A minute's counts fit 32 bits; years of them may not (1,000 requests/s pass
+    # 2**31 in 25 days).
+    count = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    refused = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["slot_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "slot_name"], name="one_usage_total_per_slot"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slot_name} {self.version_id} (all time)"
 
 
 class DownloadState(models.TextChoices):

@@ -1,11 +1,12 @@
-"""Usage counters per minute and slot, and measured profiles: read-only."""
+"""Usage counters per minute and slot, their all-time totals, and measured profiles:
+read-only."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from modelmgr.admin.base import ViewOnlyAdmin
-from modelmgr.models import UsageBucket, VersionProfile
+from modelmgr.models import UsageBucket, UsageTotal, VersionProfile
 
 
 @admin.register(UsageBucket)
@@ -22,6 +23,19 @@ class UsageBucketAdmin(admin.ModelAdmin):
     ]
     list_filter = ["slot_name"]
     readonly_fields = [f.name for f in UsageBucket._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(UsageTotal)
+class UsageTotalAdmin(admin.ModelAdmin):
+    """Kept by the worker's flush beside the minute rows (never typed)."""
+
+    list_display = ["version", "slot_name", "count", "errors", "refused", "last_used"]
+    list_filter = ["slot_name"]
+    search_fields = ["version__model__name", "version__version"]
+    readonly_fields = [f.name for f in UsageTotal._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

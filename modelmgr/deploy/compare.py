@@ -13,7 +13,7 @@ from typing import Any
 from modelmgr.deploy.contract import effective_signature
 from modelmgr.deploy.profile import profile_as_dict, profile_latest
 from modelmgr.deploy.sigdiff import signature_diff
-from modelmgr.models import ModelVersion, UsageBucket
+from modelmgr.models import ModelVersion, UsageTotal
 from modelmgr.registry import selectors
 from modelmgr.registry.memory_estimate import estimate_memory
 
@@ -68,11 +68,11 @@ def _metrics(version: ModelVersion) -> dict[str, float]:
 
 def usage_summary(version: ModelVersion) -> dict[str, Any] | None:
     """All-time serving figures of a version over every slot (the worker's usage rows)."""
-    from modelmgr.deploy.stats import USAGE_FIELDS, Tally
+    from modelmgr.deploy.stats import TOTAL_FIELDS, Tally
 
     tally = Tally()
     rows = 0
-    for row in UsageBucket.objects.filter(version=version).values(*USAGE_FIELDS):
+    for row in UsageTotal.objects.filter(version=version).values(*TOTAL_FIELDS):
         tally.add(row)
         rows += 1
     return tally.summary() if rows else None

@@ -1,4 +1,5 @@
-"""Usage statistics from the worker's per-minute UsageBucket rows.
+"""Usage statistics from the worker's per-minute UsageBucket rows (and their all-time sums,
+UsageTotal, one row per version and slot).
 
 Rows hold counts, sums, min/max and a latency histogram over LATENCY_BUCKETS_MS (plus
 an overflow bucket) of the successful requests; histograms add up, so percentiles of
@@ -12,6 +13,7 @@ TOKENS_PER_S_BUCKETS), so their p50/p95 over any period come from summed histogr
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +22,13 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from modelmgr.models import LATENCY_BUCKETS_MS, TOKENS_PER_S_BUCKETS, ModelVersion, UsageBucket
+from modelmgr.models import (
+    LATENCY_BUCKETS_MS,
+    TOKENS_PER_S_BUCKETS,
+    ModelVersion,
+    UsageBucket,
+    UsageTotal,
+)
 from modelmgr.registry.validation import InvalidInput
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -97,13 +105,14 @@ class Tally:
             if value is not None:
                 setattr(self, key, value if mine is None else pick(mine, value))
         for key in ("histogram", "ttft_histogram", "tps_histogram"):
-            mine = getattr(self, key)
-            for index, n in enumerate((row.get(key) or [])[: len(mine)]):
-                mine[index] += int(n)
-        if row["last_used"] is not None and (
-            self.last_used is None or row["last_used"] > self.last_used
-        ):
-            self.last_used = row["last_used"]
+            values = row.get(key)
+            if values:  # element-wise, in C: a page adds up 1,440 of these a day
+                mine = getattr(self, key)
+                size = min(len(mine), len(values))
+                mine[:size] = map(operator.add, mine[:size], map(int, values[:size]))
+        last_used = row.get("last_used")
+        if last_used is not None and (self.last_used is None or last_used > self.last_used):
+            self.last_used = last_used
 
     def summary(self) -> dict[str, Any]:
         ok = self.count - self.errors - self.refused
@@ -207,6 +216,10 @@ USAGE_FIELDS = (
     "tps_max",
     "tps_histogram",
 )
+# A UsageTotal row: a bucket's figures without its minute.
+TOTAL_FIELDS = tuple(name for name in USAGE_FIELDS if name != "minute")
+# A minute of a version's plot, of a model that generates no tokens.
+PLOT_FIELDS = ("minute", "count", "errors", "refused", "total_ms", "min_ms", "max_ms", "histogram")
 SERIES_KEYS = (
     "count",
     "errors",
@@ -318,13 +331,20 @@ def stats_for_version(*, version: ModelVersion, since: str | None = None) -> dic
     page shows the language-model figures and plots).
     """
     totals: dict[str, Tally] = {}
-    for row in UsageBucket.objects.filter(version=version).values(*USAGE_FIELDS):
+    # All time: one row per slot (UsageTotal), not every minute the version served.
+    for row in UsageTotal.objects.filter(version=version).values(*TOTAL_FIELDS):
         totals.setdefault(row["slot_name"], Tally()).add(row)
+    rows = [{"slot": name, **tally.summary()} for name, tally in sorted(totals.items())]
+    llm = version.model.task == "llm" or any(
+        r["prompt_tokens"] or r["completion_tokens"] for r in rows
+    )
+    # The plot reads a row a minute and slot (1,440 a day): a tensor model's rows are
+    # read without the columns it does not draw (tokens and their two JSON histograms).
     minutes: dict[datetime, Tally] = {}
     for row in (
         UsageBucket.objects.filter(version=version, minute__gte=parse_since(since))
         .order_by("minute")
-        .values(*USAGE_FIELDS)
+        .values(*(USAGE_FIELDS if llm else PLOT_FIELDS))
     ):
         minutes.setdefault(row["minute"], Tally()).add(row)
     ordered = sorted(minutes.items())
@@ -342,11 +362,9 @@ def stats_for_version(*, version: ModelVersion, since: str | None = None) -> dic
         "tokens/s p50": "tokens_per_s_p50",
         "tokens/s p95": "tokens_per_s_p95",
     }
-    rows = [{"slot": name, **tally.summary()} for name, tally in sorted(totals.items())]
     return {
         "totals": rows,
-        "llm": version.model.task == "llm"
-        or any(r["prompt_tokens"] or r["completion_tokens"] for r in rows),
+        "llm": llm,
         "plot": {
             "labels": ["time", *columns],
             "data": [

@@ -7,7 +7,7 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -66,7 +66,6 @@ def _version_context(
         "selected": selected,
         "serving": serving,
         "check_slots": [name for name, _ in slots],
-        "usage": usage_for_version(selected) if selected is not None else None,
         "drift": drift_for_version(selected.pk, serving) if serving else [],
         "message": message,
         "error": error,
@@ -155,6 +154,20 @@ def model_detail_page(request: HtmxHttpRequest, name: str):
         selected = next((v for v in versions if v.status == "available"), versions[0])
     context = _page_context(request, model, selected, listing)
     return render_page(request, "model_detail.html", context, partial="version" if wanted else None)
+
+
+@login_required
+@require_GET
+def version_usage_panel(request: HtmxHttpRequest, name: str, version: str):
+    """The version's usage (totals per slot, the last 24 h as plots), fetched by its
+    page once shown: a busy version's day is 1,440 rows a slot to add up, and the
+    rest of the page need not wait for them."""
+    model = _model(request, name)
+    try:
+        selected = selectors.version_get(user=request.user, model=model, version=version)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    return render(request, "partials/usage.html", {"usage": usage_for_version(selected)})
 
 
 def _took(seconds: float) -> str:

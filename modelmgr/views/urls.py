@@ -56,6 +56,11 @@ urlpatterns = [
     path("models/<slug:name>/report", before_switch.model_report, name="model-report"),
     path("models/<slug:name>/delete", model_detail.model_delete_action, name="model-delete"),
     path(
+        "models/<slug:name>/versions/<str:version>/usage",
+        model_detail.version_usage_panel,
+        name="version-usage",
+    ),
+    path(
         "models/<slug:name>/versions/<str:version>/<slug:action>",
         model_detail.version_action,
         name="version-action",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import numpy as np
@@ -113,8 +114,11 @@ def test_predictions_and_errors_show_up_in_the_usage_statistics(api, settings, c
         ("clf", "clf@1", 6, 0, 1)
     ]
     api.force_login(clf_slot.model.owner)
-    page = api.get("/models/clf")
-    assert page.status_code == 200 and b"Refused</th>" in page.content
+    # The version's usage section: the all-time totals the worker's flush kept.
+    usage = re.sub(r">\s+<", "><", api.get("/models/clf/versions/1/usage").content.decode())
+    assert "Refused</th>" in usage
+    cells = "".join(f'<td class="num">{n}</td>' for n in (6, 0, 1))  # requests, errors, refused
+    assert f"<strong>clf</strong></td>{cells}" in usage
 
 
 def test_non_finite_json_inputs_are_422_naming_the_input(api, settings, clf_slot):

@@ -17,10 +17,10 @@ from modelmgr.models import (
     ModelVersion,
     RegisteredModel,
     Tag,
-    UsageBucket,
 )
 from tests.browser.conftest import log_in, screenshot
 from tests.conftest import make_token
+from tests.deploy.support import bucket_row
 from tests.imports.server import FileServer
 from tests.views.support import ingested, serving_slot
 
@@ -146,24 +146,10 @@ def _history(version: ModelVersion, slot: str, minutes: int = 45) -> None:
     the plots have a history to draw (the live requests only fill the current minute)."""
     now = timezone.now().replace(second=0, microsecond=0)
     for ago in range(minutes, 0, -1):
-        histogram = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-        fast = 19 + round(math.sin(ago / 9))
-        slow = 26 + round(2 * math.sin(ago / 6))
-        histogram[fast] = 40 + round(8 * math.sin(ago / 7))
-        histogram[slow] = 3
-        count = sum(histogram)
-        UsageBucket.objects.create(
-            version=version,
-            slot_name=slot,
-            minute=now - timedelta(minutes=ago),
-            count=count,
-            errors=1 if ago % 17 == 0 else 0,
-            total_ms=count * LATENCY_BUCKETS_MS[fast],
-            min_ms=LATENCY_BUCKETS_MS[fast - 1],
-            max_ms=LATENCY_BUCKETS_MS[slow],
-            histogram=histogram,
-            last_used=now - timedelta(minutes=ago),
-        )
+        fast = LATENCY_BUCKETS_MS[19 + round(math.sin(ago / 9))]
+        slow = LATENCY_BUCKETS_MS[26 + round(2 * math.sin(ago / 6))]
+        latencies = [fast] * (40 + round(8 * math.sin(ago / 7))) + [slow] * 3
+        bucket_row(version, slot, now - timedelta(minutes=ago), latencies, int(ago % 17 == 0))
 
 
 _SAMPLES = "document.getElementById('memory-plot')._uplot.data[0].length"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from modelmgr.models import LATENCY_BUCKETS_MS, TOKENS_PER_S_BUCKETS, UsageBucket
+from inference.stats import Counter, Tokens, write_usage
+from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket
 from tests.registry.factories import make_model, make_version
 
 SIZE = len(LATENCY_BUCKETS_MS) + 1
@@ -36,22 +37,9 @@ def version_of(
 
 
 def bucket_row(version, slot: str, minute, latencies: list[float], errors: int = 0):
-    """A row as the worker writes it: errors are counted, latency only of successes."""
-    histogram = [0] * SIZE
-    for ms in latencies:
-        histogram[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
-    return UsageBucket.objects.create(
-        version=version,
-        slot_name=slot,
-        minute=minute.replace(second=0, microsecond=0),
-        count=len(latencies) + errors,
-        errors=errors,
-        total_ms=sum(latencies),
-        min_ms=min(latencies) if latencies else None,
-        max_ms=max(latencies) if latencies else None,
-        histogram=histogram,
-        last_used=minute,
-    )
+    """A minute's row written by the worker's own writer (which also adds it to the
+    version's all-time total): errors are counted, latency only of successes."""
+    return _written(version, slot, minute, _counter(latencies, errors))
 
 
 def llm_bucket_row(
@@ -67,19 +55,35 @@ def llm_bucket_row(
 ):
     """A language model's row as the worker writes it: one successful generation per
     time to first token (ms); ``rates``: their decode speeds (tokens/s)."""
-    row = bucket_row(version, slot, minute, [t * 2 for t in ttfts], errors=errors)
-    ttft_histogram, tps_histogram = [0] * SIZE, [0] * (len(TOKENS_PER_S_BUCKETS) + 1)
+    counter = _counter([t * 2 for t in ttfts], errors)
     for ms in ttfts:
-        ttft_histogram[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+        counter.add_tokens(Tokens(0, 0, ttft_ms=ms), ok=True)
     for rate in rates:
-        tps_histogram[bisect_left(TOKENS_PER_S_BUCKETS, rate)] += 1
-    row.prompt_tokens, row.completion_tokens = prompt_tokens, completion_tokens
-    row.ttft_total_ms, row.ttft_histogram = sum(ttfts), ttft_histogram
-    row.ttft_min_ms, row.ttft_max_ms = min(ttfts, default=None), max(ttfts, default=None)
-    row.tps_histogram = tps_histogram
-    row.tps_min, row.tps_max = min(rates, default=None), max(rates, default=None)
-    row.save()
-    return row
+        counter.add_tokens(Tokens(0, 0, tokens_per_s=rate), ok=True)
+    counter.prompt_tokens, counter.completion_tokens = prompt_tokens, completion_tokens
+    return _written(version, slot, minute, counter)
+
+
+def _counter(latencies: list[float], errors: int) -> Counter:
+    histogram = [0] * SIZE
+    for ms in latencies:
+        histogram[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+    return Counter(
+        count=len(latencies) + errors,
+        errors=errors,
+        total_ms=sum(latencies),
+        min_ms=min(latencies) if latencies else None,
+        max_ms=max(latencies) if latencies else None,
+        histogram=histogram,
+    )
+
+
+def _written(version, slot: str, minute, counter: Counter) -> UsageBucket:
+    counter.last_used = minute.timestamp()
+    write_usage((slot, version.pk, int(minute.timestamp() // 60)), counter)
+    return UsageBucket.objects.get(
+        version=version, slot_name=slot, minute=minute.replace(second=0, microsecond=0)
+    )
 
 
 def profile_row(version, p50_ms: float, *, batches=(1, 2, 4, 8), device: str = "cpu"):

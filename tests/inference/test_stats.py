@@ -1,4 +1,5 @@
-"""Usage counters: recorded per request, flushed into per-minute UsageBucket rows."""
+"""Usage counters: recorded per request, flushed into per-minute UsageBucket rows and
+the all-time UsageTotal row of each version and slot."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from inference import stats
 from inference.stats import HISTOGRAM_SIZE, TPS_HISTOGRAM_SIZE, Tokens, UsageRecorder
-from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket
+from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket, UsageTotal
 from tests.inference.support import onnx_version
 
 pytestmark = pytest.mark.django_db
@@ -114,13 +115,42 @@ def test_latency_beyond_the_last_bound_lands_in_the_overflow_bucket(
     assert UsageBucket.objects.get().histogram[-1] == 1
 
 
+def test_the_all_time_total_is_the_sum_of_every_minute_and_every_worker(
+    owner, model_files, tmp_path, monkeypatch
+):
+    """Two workers (two recorders) flush into the same minutes over three minutes: each
+    slot's total row adds up every bucket, extremes and histograms included."""
+    version = onnx_version(owner, model_files, tmp_path)
+    first, second = UsageRecorder(), UsageRecorder()
+    for minute, latencies in enumerate(([1.0, 4.0], [0.2], [7.5, 0.3, 2.0])):
+        monkeypatch.setattr(stats, "now_s", lambda minute=minute: (MINUTE + minute) * 60 + 5.0)
+        for latency in latencies:
+            first.record("det", version.pk, latency, ok=True)
+        second.record("det", version.pk, None, ok=False)
+        second.record("det", version.pk, None, ok=False, refused=True)
+        second.record("llm", version.pk, 10.0, ok=True, tokens=Tokens(3, 4, 5.0, 100.0))
+        first.flush()
+        second.flush()
+    assert UsageBucket.objects.filter(slot_name="det").count() == 3
+    det = UsageTotal.objects.get(version=version, slot_name="det")
+    assert (det.count, det.errors, det.refused) == (12, 3, 3)
+    assert (det.min_ms, det.max_ms) == (0.2, 7.5) and det.total_ms == pytest.approx(15.0)
+    buckets = UsageBucket.objects.filter(slot_name="det")
+    assert det.histogram == [sum(h) for h in zip(*(b.histogram for b in buckets), strict=True)]
+    assert det.last_used == datetime.fromtimestamp((MINUTE + 2) * 60 + 5.0, tz=UTC)
+    llm = UsageTotal.objects.get(version=version, slot_name="llm")
+    assert (llm.count, llm.prompt_tokens, llm.completion_tokens) == (3, 9, 12)
+    assert sum(llm.ttft_histogram) == 3 and sum(llm.tps_histogram) == 3
+    assert UsageTotal.objects.count() == 2
+
+
 def test_usage_of_a_deleted_version_is_dropped(owner, model_files, tmp_path, frozen_minute):
     version = onnx_version(owner, model_files, tmp_path)
     recorder = UsageRecorder()
     recorder.record("det", version.pk, 1.0, ok=True)
     version.delete()
     assert recorder.flush() == 0 and recorder.pending() == {}
-    assert not UsageBucket.objects.exists()
+    assert not UsageBucket.objects.exists() and not UsageTotal.objects.exists()
 
 
 def test_request_through_the_worker_is_recorded(

@@ -7,15 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from modelmgr.models import (
-    LATENCY_BUCKETS_MS,
-    AuditEvent,
-    ModelVersion,
-    RegisteredModel,
-    Tag,
-    UsageBucket,
-)
+from modelmgr.models import AuditEvent, ModelVersion, RegisteredModel, Tag
 from modelmgr.storage import content_store
+from tests.deploy.support import bucket_row
 from tests.views.conftest import HTMX
 from tests.views.support import ingested, serving_slot
 from tests.workerproc import start_worker
@@ -62,26 +56,36 @@ def test_page_shows_versions_files_signature_metrics_requirements_and_tags(owner
 @pytest.mark.django_db
 def test_usage_totals_and_the_latency_plot_come_from_the_stats(owner_client, clf):
     minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=3)
-    histogram = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-    histogram[20] = 9  # ~0.87 ms
-    UsageBucket.objects.create(
-        version=clf,
-        slot_name="classifier",
-        minute=minute,
-        count=10,
-        errors=1,
-        total_ms=7.5,
-        min_ms=0.5,
-        max_ms=1.1,
-        histogram=histogram,
-        last_used=minute,
-    )
-    html = owner_client.get("/models/clf").content.decode()
+    bucket_row(clf, "classifier", minute, [0.5, 1.1] + [0.85] * 7, errors=1)
+    page = owner_client.get("/models/clf").content.decode()
+    # The page asks for the usage once shown (a busy version's day takes a moment).
+    assert 'hx-get="/models/clf/versions/1/usage" hx-trigger="load"' in page
+    html = owner_client.get("/models/clf/versions/1/usage").content.decode()
     assert '<strong>classifier</strong></td><td class="num">10</td>' in html
     assert '<span class="badge err">1</span>' in html
     assert 'id="latency-plot" data-plot="{&quot;x&quot;: [' + str(int(minute.timestamp())) in html
     assert "&quot;label&quot;: &quot;p95&quot;" in html
-    assert "/static/vendor/uplot/uPlot.iife.min.js" in html
+    assert "/static/vendor/uplot/uPlot.iife.min.js" in page
+
+
+@pytest.mark.django_db
+def test_usage_of_a_version_that_does_not_exist_is_a_404(owner_client, clf):
+    reply = owner_client.get("/models/clf/versions/9/usage")
+    assert reply.status_code == 404
+    assert owner_client.get("/models/nope/versions/1/usage").status_code == 404
+
+
+@pytest.mark.django_db
+def test_usage_counts_every_minute_the_version_ever_served(owner_client, clf):
+    """All time, not the plot's 24 h: the totals come from the running sums."""
+    now = timezone.now()
+    bucket_row(clf, "classifier", now - timedelta(days=40), [1.0, 2.0])
+    bucket_row(clf, "classifier", now - timedelta(days=2), [3.0], errors=1)
+    bucket_row(clf, "classifier", now - timedelta(minutes=5), [4.0])
+    html = owner_client.get("/models/clf/versions/1/usage").content.decode()
+    assert '<strong>classifier</strong></td><td class="num">5</td>' in html
+    stamps = html.split("&quot;x&quot;: [", 1)[1].split("]", 1)[0]
+    assert stamps == str(int((now - timedelta(minutes=5)).replace(second=0).timestamp()))
 
 
 @pytest.mark.django_db
@@ -275,7 +279,7 @@ def test_a_language_model_shows_tokens_ttft_and_speed_with_plots(owner_client, o
         completion_tokens=654,
         errors=1,
     )
-    html = owner_client.get("/models/chat").content.decode()
+    html = owner_client.get("/models/chat/versions/1/usage").content.decode()
     assert '<table id="llm-usage">' in html
     row = html[html.index('<table id="llm-usage">') :]
     assert '<strong>assistant</strong></td><td class="num">75.0 %</td>' in row
@@ -287,5 +291,5 @@ def test_a_language_model_shows_tokens_ttft_and_speed_with_plots(owner_client, o
         assert f'id="{plot}" data-plot="{{&quot;x&quot;: [{stamp}' in html
     assert "&quot;unit&quot;: &quot;tok/s&quot;" in html
     # A tensor model's page has none of it.
-    tensor = owner_client.get("/models/clf").content.decode()
+    tensor = owner_client.get("/models/clf/versions/1/usage").content.decode()
     assert "llm-usage" not in tensor and "ttft-plot" not in tensor
