@@ -118,6 +118,6 @@ def test_stats_show_the_tokens_and_timings_the_client_saw(llms, owner, api):
     assert all(m["ttft_p50_ms"] is not None for m in series)
 
     api.force_login(owner)
-    page = api.get("/models/tiny-llama").content.decode()
+    page = api.get("/models/tiny-llama/versions/1/usage").content.decode()  # its section
     assert "Generation" in page and "Time to first token" in page and "Tokens/s" in page
     assert f">{chat['completion_tokens']}<" in page
