@@ -81,14 +81,7 @@ def build(n: int) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.db import connection
 
-    from modelmgr.models import (
-        ApiToken,
-        ArtifactFile,
-        ModelVersion,
-        RegisteredModel,
-        UsageBucket,
-        UsageTotal,
-    )
+    from modelmgr.models import ApiToken, ArtifactFile, ModelVersion, RegisteredModel
     from modelmgr.registry.pagination import encode_newest_cursor
 
     users = get_user_model()
@@ -132,7 +125,7 @@ def build(n: int) -> dict:
             for v in versions
         )
     newest = ModelVersion.objects.filter(model=big).order_by("-created_at", "-id").first()
-    _usage_history(newest, UsageBucket, UsageTotal)
+    _usage_history(newest)
     build_s = time.perf_counter() - started
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -160,21 +153,23 @@ def build(n: int) -> dict:
     }
 
 
-def _usage_history(version, bucket, total) -> None:
+def _usage_history(version) -> None:
     """USAGE_DAYS of minutes of one slot, 60 requests a minute (a robot at 1 Hz), and
     their all-time total, as the worker's flush leaves them."""
     from datetime import timedelta
 
     from django.utils import timezone
 
-    histogram = [0] * 81
+    from modelmgr.models import LATENCY_BUCKETS_MS, UsageBucket, UsageTotal
+
+    histogram = [0] * (len(LATENCY_BUCKETS_MS) + 1)
     histogram[22], histogram[24], histogram[33] = 50, 9, 1  # ~1.4, 2.1 and 16 ms
     now = timezone.now().replace(second=0, microsecond=0)
     minutes = USAGE_DAYS * 24 * 60
     figures = {"count": 60, "total_ms": 60 * 1.6, "min_ms": 1.1, "max_ms": 15.0}
-    bucket.objects.bulk_create(
+    UsageBucket.objects.bulk_create(
         (
-            bucket(
+            UsageBucket(
                 version=version,
                 slot_name="detector",
                 minute=now - timedelta(minutes=ago),
@@ -186,7 +181,7 @@ def _usage_history(version, bucket, total) -> None:
         ),
         batch_size=5000,
     )
-    total.objects.create(
+    UsageTotal.objects.create(
         version=version,
         slot_name="detector",
         count=figures["count"] * minutes,

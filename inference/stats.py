@@ -230,26 +230,20 @@ def write_usage(key: Key, counter: Counter) -> None:
     log.warning("could not write usage for %s", key)
 
 
-_FIGURES = ("count", "errors", "refused", "total_ms", "min_ms", "max_ms", "histogram")
-
-
 def _add(model, counter: Counter, **lookup) -> None:
     """Lock the row of ``lookup`` and add ``counter`` to it; create it when missing."""
     row = model.objects.select_for_update().filter(**lookup).first()
     if row is None:
-        model.objects.create(
-            **lookup,
-            **{name: getattr(counter, name) for name in (*_FIGURES, *_TOKEN_FIELDS)},
-            last_used=datetime.fromtimestamp(counter.last_used, tz=UTC),
+        row = model(**lookup)
+        merged = counter
+    else:
+        merged = Counter(
+            **{name: getattr(row, name) for name in _STORED},
+            last_used=row.last_used.timestamp() if row.last_used else 0.0,
         )
-        return
-    merged = Counter(
-        **{name: getattr(row, name) for name in (*_FIGURES, *_TOKEN_FIELDS)},
-        last_used=row.last_used.timestamp() if row.last_used else 0.0,
-    )
-    merged.histogram = _sized(row.histogram)
-    merged.merge(counter)
-    for name in (*_FIGURES, *_TOKEN_FIELDS):
+        merged.histogram = _sized(row.histogram)
+        merged.merge(counter)
+    for name in _STORED:
         setattr(row, name, getattr(merged, name))
     row.last_used = datetime.fromtimestamp(merged.last_used, tz=UTC)
     row.save()
@@ -265,6 +259,17 @@ _TOKEN_FIELDS = (
     "tps_min",
     "tps_max",
     "tps_histogram",
+)
+# What a row stores of a Counter (besides last_used, a datetime there).
+_STORED = (
+    "count",
+    "errors",
+    "refused",
+    "total_ms",
+    "min_ms",
+    "max_ms",
+    "histogram",
+    *_TOKEN_FIELDS,
 )
 
 

@@ -10,7 +10,10 @@ from modelmgr.models import UsageBucket, UsageTotal, VersionProfile
 
 
 @admin.register(UsageBucket)
-class UsageBucketAdmin(admin.ModelAdmin):
+class UsageBucketAdmin(ViewOnlyAdmin):
+    """Looked at, never deleted: a version's all-time UsageTotal already counts each
+    minute (deleting the version removes both)."""
+
     list_display = [
         "minute",
         "slot_name",
@@ -22,23 +25,15 @@ class UsageBucketAdmin(admin.ModelAdmin):
         "max_ms",
     ]
     list_filter = ["slot_name"]
-    readonly_fields = [f.name for f in UsageBucket._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(UsageTotal)
-class UsageTotalAdmin(admin.ModelAdmin):
-    """Kept by the worker's flush beside the minute rows (never typed)."""
+class UsageTotalAdmin(ViewOnlyAdmin):
+    """Kept by the worker's flush beside the minute rows, never typed."""
 
     list_display = ["version", "slot_name", "count", "errors", "refused", "last_used"]
     list_filter = ["slot_name"]
     search_fields = ["version__model__name", "version__version"]
-    readonly_fields = [f.name for f in UsageTotal._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(VersionProfile)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
 from tests.deploy.support import llm_bucket_row, version_of
@@ -36,3 +37,15 @@ def test_ttft_speed_and_token_charts_are_drawn(staff, stack, page):
     assert generated == [300] * MINUTES
     row = page.inner_text("#llm-usage tbody tr")
     assert "assistant" in row and str(MINUTES * 300) in row and "tok/s" in row
+
+
+def test_a_usage_section_that_cannot_be_read_says_so(staff, stack, page):
+    """The section is fetched once the page is shown: when that fails, it says so
+    instead of waiting forever."""
+    version_of(staff, name="clf")
+    log_in(page, "stella", "pw-stella")
+    page.route("**/versions/1/usage", lambda route: route.fulfill(status=500, body="boom"))
+    page.goto("/models/clf")
+    expect(page.locator("#usage-panel")).to_have_text(
+        "The usage could not be read (500): reload the page to try again."
+    )

@@ -290,3 +290,22 @@ def test_a_quality_gate_and_production_flag_are_set_on_the_slot_form_and_audited
     slot.refresh_from_db()
     assert slot.quality_gate == {"val_accuracy": ">= 0.9"}
     assert AuditEvent.objects.filter(action="slot.gate").count() == 1
+
+
+def test_usage_rows_are_looked_at_but_never_deleted_in_the_admin(staff_client, v1):
+    """A minute deleted in the admin would stay counted in the version's all-time total."""
+    from django.utils import timezone
+
+    from modelmgr.models import UsageBucket, UsageTotal
+    from tests.deploy.support import bucket_row
+
+    bucket = bucket_row(v1, "clf", timezone.now(), [1.0, 2.0])
+    total = UsageTotal.objects.get(version=v1)
+    for name, row in (("usagebucket", bucket), ("usagetotal", total)):
+        listing = staff_client.get(f"/admin/modelmgr/{name}/")
+        assert listing.status_code == 200 and "clf" in listing.content.decode()
+        assert staff_client.get(f"/admin/modelmgr/{name}/{row.pk}/change/").status_code == 200
+        deleted = staff_client.post(f"/admin/modelmgr/{name}/{row.pk}/delete/", {"post": "yes"})
+        assert deleted.status_code == 403
+    assert UsageBucket.objects.filter(pk=bucket.pk).exists()
+    assert UsageTotal.objects.get(pk=total.pk).count == 2
