@@ -136,6 +136,45 @@ def test_version_page_gets_totals_per_slot_and_a_plot(owner):
 
 
 @pytest.mark.django_db
+def test_the_plot_draws_each_minutes_percentiles_of_one_slot_or_of_several_added_up(owner):
+    """A minute served in one slot is read off its row; a minute served in two is the
+    sum of both: its p95 sees the other slot's slow requests."""
+    version = version_of(owner)
+    now = timezone.now().replace(second=30)
+    bucket_row(version, "a", now - timedelta(minutes=1), [2.0] * 10)
+    bucket_row(version, "a", now, [2.0] * 10)
+    bucket_row(version, "b", now, [900.0] * 10)
+    plot = stats_for_version(version=version)["plot"]
+    assert plot["labels"] == ["time", "requests", "errors", "refused", "p50 ms", "p95 ms"]
+    columns = dict(zip(plot["labels"], plot["data"], strict=True))
+    assert columns["requests"] == [10, 20]
+    assert columns["time"][1] - columns["time"][0] == 60
+    one, both = columns["p95 ms"]
+    assert one == 2.0  # clamped to the minute's observed range: every request took 2 ms
+    assert 900 / 1.25 <= both <= 900.0
+    assert columns["p50 ms"][0] == 2.0 and columns["p50 ms"][1] <= 900.0
+
+
+@pytest.mark.django_db
+def test_a_language_models_plot_draws_tokens_time_to_first_token_and_speed(owner):
+    version = version_of(owner, name="chat", task="llm")
+    now = timezone.now().replace(second=30)
+    llm_bucket_row(
+        version, "chat", now, ttfts=[10.0] * 9 + [400.0], rates=[100.0] * 10, completion_tokens=70
+    )
+    llm_bucket_row(
+        version, "chat-b", now, ttfts=[400.0] * 10, rates=[5.0] * 10, completion_tokens=30
+    )
+    usage = stats_for_version(version=version)
+    assert usage["llm"]
+    columns = dict(zip(usage["plot"]["labels"], usage["plot"]["data"], strict=True))
+    assert columns["generated tokens"] == [100]
+    assert 10 / 1.25 <= columns["ttft p50 ms"][0] <= 400.0
+    assert 400 / 1.25 <= columns["ttft p95 ms"][0] <= 400.0
+    assert columns["tokens/s p50"][0] <= columns["tokens/s p95"][0] <= 100.0
+
+
+@pytest.mark.django_db
 def test_ttft_and_tokens_per_s_percentiles_come_from_histograms_summed_across_minutes(owner):
     """Neither minute alone has the right p50/p95: only the summed histograms do."""
     version = version_of(owner, name="chat", task="llm")
