@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from modelmgr.models import (
     LATENCY_BUCKETS_MS,
     TOKENS_PER_S_BUCKETS,
+    USAGE_FIGURES,
     ModelVersion,
     UsageBucket,
     UsageTotal,
@@ -249,28 +250,8 @@ def _add(model, counter: Counter, **lookup) -> None:
     row.save()
 
 
-_TOKEN_FIELDS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "ttft_total_ms",
-    "ttft_min_ms",
-    "ttft_max_ms",
-    "ttft_histogram",
-    "tps_min",
-    "tps_max",
-    "tps_histogram",
-)
-# What a row stores of a Counter (besides last_used, a datetime there).
-_STORED = (
-    "count",
-    "errors",
-    "refused",
-    "total_ms",
-    "min_ms",
-    "max_ms",
-    "histogram",
-    *_TOKEN_FIELDS,
-)
+# What a row stores of a Counter (last_used is a datetime there, a timestamp here).
+_STORED = tuple(name for name in USAGE_FIGURES if name != "last_used")
 
 
 def _sized(histogram, size: int = HISTOGRAM_SIZE) -> list[int]:

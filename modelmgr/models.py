@@ -554,6 +554,11 @@ class UsageFigures(models.Model):
         abstract = True
 
 
+# The figures a usage row stores, UsageBucket and UsageTotal alike: what the worker's
+# flush merges into a row and what the statistics read back.
+USAGE_FIGURES: tuple[str, ...] = tuple(f.name for f in UsageFigures._meta.fields)
+
+
 class UsageBucket(UsageFigures):
     """Per-minute usage of one version in one slot, flushed by the worker."""
 

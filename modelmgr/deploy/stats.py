@@ -13,6 +13,7 @@ TOKENS_PER_S_BUCKETS), so their p50/p95 over any period come from summed histogr
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from bisect import bisect_left, bisect_right
@@ -27,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 from modelmgr.models import (
     LATENCY_BUCKETS_MS,
     TOKENS_PER_S_BUCKETS,
+    USAGE_FIGURES,
     ModelVersion,
     UsageBucket,
     UsageTotal,
@@ -77,6 +79,35 @@ def histogram_percentile(
     return round(value, 4)
 
 
+@dataclass(frozen=True)
+class Histogram:
+    """Where a usage row (or a Tally) keeps one histogram and its observed extremes."""
+
+    field: str
+    low: str
+    high: str
+    bounds: tuple[float, ...] = LATENCY_BUCKETS_MS
+    digits: int = 4
+
+    def percentile(self, figures: dict[str, Any], q: float) -> float | None:
+        """The q-th percentile of ``figures`` (a row's fields, or ``vars(tally)``); a
+        stored histogram longer than the bounds is cut to them, as Tally.add cuts it."""
+        value = histogram_percentile(
+            (figures.get(self.field) or [])[: len(self.bounds) + 1],
+            q,
+            low=figures.get(self.low),
+            high=figures.get(self.high),
+            bounds=self.bounds,
+        )
+        return None if value is None else round(value, self.digits)
+
+
+LATENCY = Histogram("histogram", "min_ms", "max_ms")
+TTFT = Histogram("ttft_histogram", "ttft_min_ms", "ttft_max_ms")
+# Decode speed: p95 is the fast end.
+SPEED = Histogram("tps_histogram", "tps_min", "tps_max", TOKENS_PER_S_BUCKETS, digits=2)
+
+
 @dataclass
 class Tally:
     count: int = 0
@@ -121,10 +152,7 @@ class Tally:
 
     def summary(self) -> dict[str, Any]:
         ok = self.count - self.errors - self.refused
-        pct = {
-            q: histogram_percentile(self.histogram, q, low=self.min_ms, high=self.max_ms)
-            for q in (50, 95, 99)
-        }
+        figures = vars(self)
         return {
             "count": self.count,
             "errors": self.errors,
@@ -133,9 +161,9 @@ class Tally:
             "min_ms": self.min_ms,
             "max_ms": self.max_ms,
             "mean_ms": round(self.total_ms / ok, 4) if ok > 0 else None,
-            "p50_ms": pct[50],
-            "p95_ms": pct[95],
-            "p99_ms": pct[99],
+            "p50_ms": LATENCY.percentile(figures, 50),
+            "p95_ms": LATENCY.percentile(figures, 95),
+            "p99_ms": LATENCY.percentile(figures, 99),
             "last_used": self.last_used,
             **self.llm_summary(),
         }
@@ -143,32 +171,17 @@ class Tally:
     def llm_summary(self) -> dict[str, Any]:
         """Success rate, tokens, time to first token and tokens/s (None without samples)."""
         generations = sum(self.ttft_histogram)
-
-        def ttft(q: float) -> float | None:
-            return histogram_percentile(
-                self.ttft_histogram, q, low=self.ttft_min_ms, high=self.ttft_max_ms
-            )
-
-        def tps(q: float) -> float | None:
-            value = histogram_percentile(
-                self.tps_histogram,
-                q,
-                low=self.tps_min,
-                high=self.tps_max,
-                bounds=TOKENS_PER_S_BUCKETS,
-            )
-            return None if value is None else round(value, 2)
-
+        figures = vars(self)
         return {
             "success_rate": round(1 - self.errors / self.count, 6) if self.count else None,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "generations": generations,
             "ttft_mean_ms": round(self.ttft_total_ms / generations, 4) if generations else None,
-            "ttft_p50_ms": ttft(50),
-            "ttft_p95_ms": ttft(95),
-            "tokens_per_s_p50": tps(50),
-            "tokens_per_s_p95": tps(95),
+            "ttft_p50_ms": TTFT.percentile(figures, 50),
+            "ttft_p95_ms": TTFT.percentile(figures, 95),
+            "tokens_per_s_p50": SPEED.percentile(figures, 50),
+            "tokens_per_s_p95": SPEED.percentile(figures, 95),
         }
 
 
@@ -199,28 +212,7 @@ def parse_since(value: str | None, *, now: datetime | None = None) -> datetime:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
-USAGE_FIELDS = (
-    "slot_name",
-    "version_id",
-    "minute",
-    "count",
-    "errors",
-    "refused",
-    "total_ms",
-    "min_ms",
-    "max_ms",
-    "histogram",
-    "last_used",
-    "prompt_tokens",
-    "completion_tokens",
-    "ttft_total_ms",
-    "ttft_min_ms",
-    "ttft_max_ms",
-    "ttft_histogram",
-    "tps_min",
-    "tps_max",
-    "tps_histogram",
-)
+USAGE_FIELDS = ("slot_name", "version_id", "minute", *USAGE_FIGURES)
 # A UsageTotal row: a bucket's figures without its minute.
 TOTAL_FIELDS = tuple(name for name in USAGE_FIELDS if name != "minute")
 # A minute of a version's plot, of a model that generates no tokens.
@@ -346,8 +338,8 @@ def stats_for_version(*, version: ModelVersion, since: str | None = None) -> dic
     # The plot reads a row a minute and slot (1,440 a day): a tensor model's rows are
     # read without the columns it does not draw (tokens and their two JSON histograms).
     plotted = LLM_PLOT_COLUMNS if llm else PLOT_COLUMNS
-    points = [
-        (minute, _plot_point(list(minute_rows), plotted))
+    minutes = [
+        (minute, _minute_figures(list(minute_rows)))
         for minute, minute_rows in groupby(
             UsageBucket.objects.filter(version=version, minute__gte=parse_since(since))
             .order_by("minute")
@@ -361,77 +353,39 @@ def stats_for_version(*, version: ModelVersion, since: str | None = None) -> dic
         "plot": {
             "labels": ["time", *(label for label, _ in plotted)],
             "data": [
-                [int(minute.timestamp()) for minute, _ in points],
-                *(list(column) for column in zip(*(point for _, point in points), strict=True)),
-            ]
-            if points
-            else [[] for _ in range(len(plotted) + 1)],
+                [int(minute.timestamp()) for minute, _ in minutes],
+                *([figure(figures) for _, figures in minutes] for _, figure in plotted),
+            ],
         },
     }
 
 
-def _plot_point(rows: list[dict[str, Any]], plotted: tuple) -> tuple:
-    """One minute of a version's plot: only the figures ``plotted`` draws. A minute
-    served in one slot is read straight off its row; several slots are added up."""
+def _minute_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A minute's fields: its row when one slot served it, else the slots' rows added up."""
     if len(rows) == 1:
-        figures = rows[0]
-    else:
-        tally = Tally()
-        for row in rows:
-            tally.add(row)
-        figures = vars(tally)
-    return tuple(figure(figures) for _, figure in plotted)
-
-
-def _field(name: str):
-    """A count of the minute (0 where the row has none, as Tally.add counts it)."""
-
-    def figure(figures: dict[str, Any]) -> int:
-        return figures.get(name) or 0
-
-    return figure
-
-
-def _percentile(q: float, histogram: str, low: str, high: str, bounds=LATENCY_BUCKETS_MS):
-    size = len(bounds) + 1  # as Tally.add: a longer stored histogram is cut to the bounds
-
-    def figure(figures: dict[str, Any]) -> float | None:
-        return histogram_percentile(
-            (figures.get(histogram) or [])[:size],
-            q,
-            low=figures.get(low),
-            high=figures.get(high),
-            bounds=bounds,
-        )
-
-    return figure
-
-
-def _speed(q: float):
-    percentile = _percentile(q, "tps_histogram", "tps_min", "tps_max", TOKENS_PER_S_BUCKETS)
-
-    def figure(figures: dict[str, Any]) -> float | None:
-        value = percentile(figures)
-        return None if value is None else round(value, 2)
-
-    return figure
+        return rows[0]
+    tally = Tally()
+    for row in rows:
+        tally.add(row)
+    return vars(tally)
 
 
 # What a version's plot draws of each minute: (column label, figure of the minute's
-# fields). Two percentiles of a histogram, not the summary's three and its token figures.
+# fields). Two percentiles, not the summary's three, and token figures only for a
+# language model.
 PLOT_COLUMNS = (
-    ("requests", _field("count")),
-    ("errors", _field("errors")),
-    ("refused", _field("refused")),
-    ("p50 ms", _percentile(50, "histogram", "min_ms", "max_ms")),
-    ("p95 ms", _percentile(95, "histogram", "min_ms", "max_ms")),
+    ("requests", operator.itemgetter("count")),
+    ("errors", operator.itemgetter("errors")),
+    ("refused", operator.itemgetter("refused")),
+    ("p50 ms", functools.partial(LATENCY.percentile, q=50)),
+    ("p95 ms", functools.partial(LATENCY.percentile, q=95)),
 )
 LLM_PLOT_COLUMNS = (
     *PLOT_COLUMNS,
-    ("prompt tokens", _field("prompt_tokens")),
-    ("generated tokens", _field("completion_tokens")),
-    ("ttft p50 ms", _percentile(50, "ttft_histogram", "ttft_min_ms", "ttft_max_ms")),
-    ("ttft p95 ms", _percentile(95, "ttft_histogram", "ttft_min_ms", "ttft_max_ms")),
-    ("tokens/s p50", _speed(50)),
-    ("tokens/s p95", _speed(95)),
+    ("prompt tokens", operator.itemgetter("prompt_tokens")),
+    ("generated tokens", operator.itemgetter("completion_tokens")),
+    ("ttft p50 ms", functools.partial(TTFT.percentile, q=50)),
+    ("ttft p95 ms", functools.partial(TTFT.percentile, q=95)),
+    ("tokens/s p50", functools.partial(SPEED.percentile, q=50)),
+    ("tokens/s p95", functools.partial(SPEED.percentile, q=95)),
 )
