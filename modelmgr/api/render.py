@@ -21,6 +21,7 @@ from django.http import HttpResponse
 from ninja.responses import NinjaJSONEncoder
 
 from modelmgr.api.schemas import FileOut, ModelOut, VersionOut
+from modelmgr.registry.selectors import model_tags
 
 CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -96,7 +97,7 @@ def model_dict(model) -> dict[str, Any]:
         model,
         {
             "owner": model.owner.get_username(),
-            "tags": [tag.name for tag in _prefetched(model, "tags")],
+            "tags": [tag.name for tag in model_tags(model)],
         },
     )
 

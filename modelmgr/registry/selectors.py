@@ -6,7 +6,7 @@ answer must not reveal that someone else has a model by that name.
 
 from __future__ import annotations
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 
 from modelmgr.exceptions import NotFound, VersionConflict
 from modelmgr.models import ArtifactFile, ModelVersion, Purpose, RegisteredModel, Tag, VersionStatus
@@ -16,11 +16,22 @@ from modelmgr.registry.pagination import Page, keyset_page, keyset_page_newest
 from modelmgr.registry.prepared import PreparedQuery
 from modelmgr.registry.validation import InvalidInput
 
+# A plain list on each model: prefetched into the related manager's cache, Django builds a
+# manager and a queryset clone per model (a fifth of the /models page's CPU for 20 rows).
+_TAGS = Prefetch("tags", to_attr="tag_list")
+
 
 def model_queryset(*, user) -> QuerySet:
     # version_count and latest_version are columns kept by triggers
     # (modelmgr.registry.counters): no subquery over the model's versions.
-    return RegisteredModel.objects.visible_to(user).select_related("owner").prefetch_related("tags")
+    return RegisteredModel.objects.visible_to(user).select_related("owner").prefetch_related(_TAGS)
+
+
+def model_tags(model) -> list[Tag]:
+    """A model's tags: the list ``model_queryset`` prefetched, or read now for a model
+    fetched some other way."""
+    prefetched = getattr(model, "tag_list", None)
+    return prefetched if prefetched is not None else list(model.tags.all())
 
 
 def _model_lookup(*, user) -> QuerySet:

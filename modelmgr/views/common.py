@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -54,9 +54,12 @@ def parse_bool(raw: str | None) -> bool | None:
 
 
 def owner_query(model, user) -> str:
-    """``?owner=<name>`` when the model is someone else's (staff see every namespace)."""
-    owner = model.owner.get_username()
-    return "" if owner == user.get_username() else f"?owner={owner}"
+    """``?owner=<name>`` when the model is someone else's (staff see every namespace).
+    The name is percent-encoded: a username may hold a ``+``, which a query reads as a
+    space."""
+    if model.owner_id == user.pk:
+        return ""
+    return f"?owner={quote(model.owner.get_username())}"
 
 
 FIRST_PAGE = "-"

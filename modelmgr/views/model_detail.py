@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote, urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from modelmgr.exceptions import ModelmgrError, NotFound
 from modelmgr.models import RegisteredModel, Slot
 from modelmgr.registry import selectors, services
-from modelmgr.views.common import HtmxHttpRequest, error_text, render_page
+from modelmgr.views.common import HtmxHttpRequest, error_text, owner_query, render_page
 from modelmgr.views.drift import drift_for_version
 from modelmgr.views.usage import usage_for_version
 from modelmgr.views.version_rows import version_rows
@@ -39,14 +40,15 @@ def _model(request: HtmxHttpRequest, name: str) -> RegisteredModel:
 def _model_url(
     model: RegisteredModel, user, version: str | None = None, cursor: str | None = None
 ) -> str:
-    params = []
+    params = {}
     if model.owner_id != user.pk:
-        params.append(f"owner={model.owner.get_username()}")
+        params["owner"] = model.owner.get_username()
     if version:
-        params.append(f"version={version}")
+        params["version"] = version
     if cursor:
-        params.append(f"vcursor={cursor}")
-    return reverse("model-detail", args=[model.name]) + ("?" + "&".join(params) if params else "")
+        params["vcursor"] = cursor
+    url = reverse("model-detail", args=[model.name])
+    return f"{url}?{urlencode(params, quote_via=quote)}" if params else url
 
 
 def _version_context(
@@ -70,9 +72,7 @@ def _version_context(
         "message": message,
         "error": error,
         "checks": checks or [],
-        "owner_q": f"?owner={model.owner.get_username()}"
-        if model.owner_id != request.user.pk
-        else "",
+        "owner_q": owner_query(model, request.user),
         **_profile_context(model, selected),
     }
 

@@ -17,6 +17,7 @@ from modelmgr.views.common import (
     parse_int,
     render_page,
 )
+from modelmgr.views.model_rows import model_rows
 
 PAGE_SIZE = 20
 FILTER_KEYS = (
@@ -64,7 +65,7 @@ def model_list_page(request: HtmxHttpRequest):
         error = error_text(exc)
     context = {
         "filters": filters,
-        "models": items,
+        "model_rows": model_rows(items, viewer=request.user),
         "error": error,
         "tasks": Task.values,
         "purposes": Purpose.values,
