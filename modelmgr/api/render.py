@@ -21,7 +21,6 @@ from django.http import HttpResponse
 from ninja.responses import NinjaJSONEncoder
 
 from modelmgr.api.schemas import FileOut, ModelOut, VersionOut
-from modelmgr.registry.selectors import model_tags
 
 CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -92,14 +91,7 @@ def version_dict(version, *, model=None, files: list[dict] | None = None) -> dic
 
 
 def model_dict(model) -> dict[str, Any]:
-    return _fields(
-        ModelOut,
-        model,
-        {
-            "owner": model.owner.get_username(),
-            "tags": [tag.name for tag in model_tags(model)],
-        },
-    )
+    return _fields(ModelOut, model, {"owner": model.owner.get_username()})
 
 
 def _prefetched(obj, name: str):

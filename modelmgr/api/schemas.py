@@ -10,6 +10,7 @@ from ninja import Schema
 from pydantic import Field
 
 from modelmgr.models import Framework, ModelVersion, Purpose, RegisteredModel, Task
+from modelmgr.registry.selectors import model_tags
 from modelmgr.registry.validation import InvalidInput
 
 TASKS = ", ".join(Task.values)
@@ -51,7 +52,7 @@ class ModelOut(Schema):
 
     @staticmethod
     def resolve_tags(obj: RegisteredModel) -> list[str]:
-        return [tag.name for tag in obj.tags.all()]
+        return [tag.name for tag in model_tags(obj)]
 
     @staticmethod
     def resolve_latest_version(obj: RegisteredModel) -> str | None:

@@ -53,13 +53,17 @@ def parse_bool(raw: str | None) -> bool | None:
     return raw.lower() in ("1", "true", "on", "yes")
 
 
+def other_owner(model, user) -> str:
+    """The name of the model's owner when it is not ``user`` (staff see every
+    namespace), else "": what a link to the model must name as ``owner``."""
+    return "" if model.owner_id == user.pk else model.owner.get_username()
+
+
 def owner_query(model, user) -> str:
-    """``?owner=<name>`` when the model is someone else's (staff see every namespace).
-    The name is percent-encoded: a username may hold a ``+``, which a query reads as a
-    space."""
-    if model.owner_id == user.pk:
-        return ""
-    return f"?owner={quote(model.owner.get_username())}"
+    """``?owner=<name>`` when the model is someone else's, percent-encoded: a username
+    may hold a ``+``, which a query reads as a space."""
+    owner = other_owner(model, user)
+    return f"?owner={quote(owner)}" if owner else ""
 
 
 FIRST_PAGE = "-"

@@ -16,7 +16,13 @@ from django_htmx.http import HttpResponseClientRedirect
 from modelmgr.exceptions import ModelmgrError, NotFound
 from modelmgr.models import RegisteredModel, Slot
 from modelmgr.registry import selectors, services
-from modelmgr.views.common import HtmxHttpRequest, error_text, owner_query, render_page
+from modelmgr.views.common import (
+    HtmxHttpRequest,
+    error_text,
+    other_owner,
+    owner_query,
+    render_page,
+)
 from modelmgr.views.drift import drift_for_version
 from modelmgr.views.usage import usage_for_version
 from modelmgr.views.version_rows import version_rows
@@ -41,8 +47,8 @@ def _model_url(
     model: RegisteredModel, user, version: str | None = None, cursor: str | None = None
 ) -> str:
     params = {}
-    if model.owner_id != user.pk:
-        params["owner"] = model.owner.get_username()
+    if owner := other_owner(model, user):
+        params["owner"] = owner
     if version:
         params["version"] = version
     if cursor:
@@ -127,7 +133,7 @@ def _page_context(request, model: RegisteredModel, selected, listing: dict, **pa
         listing["versions"],
         selected=selected,
         detail_url=reverse("model-detail", args=[model.name]),
-        owner=model.owner.get_username() if model.owner_id != request.user.pk else "",
+        owner=other_owner(model, request.user),
         cursor=listing["versions_cursor"],
     )
     return {

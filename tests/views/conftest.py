@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.registry.factories import make_model, make_version
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def table_row(html: str, needle: str) -> str:
+    """The ``<tr>`` of a page's table that holds ``needle``."""
+    for row in re.findall(r"<tr[ >].*?</tr>", html, re.S):
+        if needle in row:
+            return row
+    raise AssertionError(f"no table row holds {needle!r}")
 
 
 @pytest.fixture

@@ -14,15 +14,13 @@ from modelmgr.models import ModelVersion, RegisteredModel
 from modelmgr.registry.selectors import model_queryset
 from modelmgr.views.model_rows import model_rows
 from tests.registry.factories import make_model, make_version
+from tests.views.conftest import table_row
 
 pytestmark = pytest.mark.django_db
 
 
 def row_of(html: str, name: str) -> str:
-    for row in re.findall(r"<tr>.*?</tr>", html, re.S):
-        if f"<strong>{name}</strong>" in row:
-            return row
-    raise AssertionError(f"no row for {name}")
+    return table_row(html, f"<strong>{name}</strong>")
 
 
 def test_a_row_shows_task_framework_latest_count_tags_owner_and_age(owner_client, catalogue):

@@ -3,7 +3,6 @@ modelmgr/views/version_rows.py) shows and links what the template did."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,15 +10,13 @@ import pytest
 from modelmgr.models import ModelVersion
 from modelmgr.views.version_rows import version_rows
 from tests.registry.factories import make_model
+from tests.views.conftest import table_row
 
 pytestmark = pytest.mark.django_db
 
 
 def row_of(html: str, version: str) -> str:
-    for row in re.findall(r"<tr[ >].*?</tr>", html, re.S):
-        if f"<code>{version}</code>" in row:
-            return row
-    raise AssertionError(f"no row for {version}")
+    return table_row(html, f"<code>{version}</code>")
 
 
 @pytest.fixture
