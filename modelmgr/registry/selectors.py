@@ -12,6 +12,7 @@ from modelmgr.exceptions import NotFound, VersionConflict
 from modelmgr.models import ArtifactFile, ModelVersion, Purpose, RegisteredModel, Tag, VersionStatus
 from modelmgr.refs import parse_ref
 from modelmgr.registry.catalog import parse_parameter_size
+from modelmgr.registry.files_json import attach_files, with_files_json
 from modelmgr.registry.pagination import Page, keyset_page, keyset_page_newest
 from modelmgr.registry.prepared import PreparedQuery
 from modelmgr.registry.validation import InvalidInput
@@ -215,7 +216,8 @@ def _version_by_name(*, staff: bool, by_owner: bool, by_version: bool) -> Prepar
             versions = versions.filter(
                 version=F("model__latest_version"), status=VersionStatus.AVAILABLE
             )
-        return versions.select_related("model__owner", "created_by", "provider").order_by()[:2]
+        versions = versions.select_related("model__owner", "created_by", "provider")
+        return with_files_json(versions).order_by()[:2]
 
     # Only the values this shape's query uses: each must be found among its parameters.
     placeholders = {"name": _NAME}
@@ -236,40 +238,25 @@ _BY_NAME = {
     for by_owner in (False, True)
     for by_version in (False, True)
 }
-_FILES_OF = PreparedQuery(
-    lambda version_id: ArtifactFile.objects.filter(version_id=version_id), version_id=_VERSION_ID
-)
-
-
-def _with_files(version: ModelVersion) -> ModelVersion:
-    """``version`` with its files read as ``prefetch_related("files")`` reads them (the
-    related manager's ``all()`` answers them without a query), by a prepared query."""
-    files = _FILES_OF.run(version_id=version.pk)
-    for artifact in files:
-        artifact.version = version
-    cached = version.files.get_queryset()
-    cached._result_cache = files
-    cached._prefetch_done = True
-    version._prefetched_objects_cache = {"files": cached}
-    return version
 
 
 def _version_in_one_query(
     *, user, name: str, owner: str | None, version: str | None
 ) -> ModelVersion | None:
-    """The version named, with its model and owner, in one query (files: one more), or
-    None: then the caller takes the step-by-step path, which says what is missing.
+    """The version named, with its model, owner and files (modelmgr.registry.files_json),
+    in one query, or None: then the caller takes the step-by-step path, which says what is
+    missing.
 
     Bare ``name`` joins on the trigger-kept ``latest_version`` (and re-checks that it is
     still available). Staff without ``owner`` see every namespace, where a name may be
-    ambiguous (a 409 from model_get): they take the step-by-step path. Both queries are
+    ambiguous (a 409 from model_get): they take the step-by-step path. The query is
     prepared (modelmgr.registry.prepared): compiled once, not on every request."""
     if user.is_staff and not owner:
         return None
     values = {"name": name, "owner": owner, "version": version, "user_id": user.pk}
     lookup = _BY_NAME[(bool(user.is_staff), bool(owner), bool(version))]
     found = lookup.run(**{key: values[key] for key in lookup.names})
-    return _with_files(found[0]) if len(found) == 1 else None
+    return attach_files(found[0]) if len(found) == 1 else None
 
 
 def version_lookup(*, user, name: str, version: str, owner: str | None = None) -> ModelVersion:

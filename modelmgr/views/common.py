@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django_htmx.middleware import HtmxDetails
 
 from modelmgr.exceptions import ModelmgrError
+from modelmgr.registry.validation import InvalidInput
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -40,11 +41,15 @@ def error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def parse_int(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw not in (None, "") else None
-    except ValueError:
+def parse_int(raw: str | None, *, name: str) -> int | None:
+    """``raw`` as a whole number, None when empty; InvalidInput naming ``name`` when it
+    is not one (a page reports a filter it cannot read instead of ignoring it)."""
+    if raw in (None, ""):
         return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
 
 
 def parse_bool(raw: str | None) -> bool | None:

@@ -53,7 +53,7 @@ def model_list_page(request: HtmxHttpRequest):
             framework=filters["framework"] or None,
             tag=filters["tag"] or None,
             production_ready=True if parse_bool(filters["production_ready"]) else None,
-            max_vram_mb=parse_int(filters["max_vram_mb"]),
+            max_vram_mb=parse_int(filters["max_vram_mb"], name="max_vram_mb"),
             family=filters["family"] or None,
             purpose=filters["purpose"] or None,
             max_params=filters["max_params"] or None,

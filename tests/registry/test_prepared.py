@@ -78,7 +78,7 @@ def test_every_lookup_shape_answers_what_the_orm_answers(registry):
             assert [f.path for f in found.files.all()] == [f.path for f in want.files.all()]
 
 
-def test_a_prepared_lookup_is_three_queries_less_compiling_and_still_one_query(registry):
+def test_a_prepared_lookup_compiles_nothing_and_is_one_query_with_its_files(registry):
     owner, _, _ = registry
     selectors._version_in_one_query(user=owner, name="clf", owner=None, version="2")
     calls = []
@@ -96,7 +96,7 @@ def test_a_prepared_lookup_is_three_queries_less_compiling_and_still_one_query(r
     finally:
         SQLCompiler.as_sql = original
     assert found.ref == "clf@3" and [f.path for f in files] == ["model.onnx", "notes.txt"]
-    assert len(queries) == 2  # the version with its model and owner, then its files
+    assert len(queries) == 1  # the version with its model, owner and files
     assert calls == []  # neither was compiled again
 
 

@@ -113,6 +113,22 @@ def test_a_forged_cursor_is_a_red_error_not_a_crash(owner_client, catalogue):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "ask, says",
+    [
+        ({"max_vram_mb": "abc"}, "max_vram_mb must be a whole number, not &#x27;abc&#x27;"),
+        ({"max_params": "lots"}, "max_params"),
+    ],
+)
+def test_an_unreadable_filter_is_a_red_error_not_ignored(owner_client, catalogue, ask, says):
+    response = owner_client.get("/models", ask)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'class="msg err"' in html and says in html
+    assert names(response) == []  # not the unfiltered list
+
+
+@pytest.mark.django_db
 def test_back_button_history_restore_gets_the_whole_page(owner_client, catalogue):
     html = owner_client.get(
         "/models", {"q": "walker"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
