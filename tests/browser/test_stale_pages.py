@@ -44,16 +44,19 @@ def stale_page(browser, stack):
     return page
 
 
-def outcome_after_reload(page) -> str:
-    """Without JavaScript the outcome shows when the page is loaded again."""
+def outcome_after_reload(page, actor: str = "stella") -> str:
+    """Without JavaScript the outcome shows when the page is loaded again: the outcome of
+    ``actor``'s newest run (the page lists everyone's recent runs, newest first, and
+    another operator's finished run must not be read as hers while hers still runs)."""
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
         page.goto("/settings")
-        box = page.locator(OUTCOME)
+        newest = page.locator("section.run", has_text=f"by {actor}").first
+        box = newest.locator(OUTCOME)
         if box.count():
             return box.first.inner_text()
         time.sleep(0.3)
-    raise AssertionError("the switch never finished")
+    raise AssertionError(f"{actor}'s switch never finished")
 
 
 def live_switch(page, slot: str, value: str) -> None:
