@@ -39,6 +39,18 @@ def drift_after(client, slot: str, requests: int) -> dict:
     raise AssertionError(f"the drift thread never summarised {requests} requests: {report}")
 
 
+def status_after(client, slot: str, expected: str) -> dict:
+    """The slot's drift in the worker's /status once it reads ``expected``: the drift thread
+    re-evaluates it at most EVALUATE_EVERY_S after the requests it summarised, so a read
+    right after /drift/{slot} (evaluated on demand) may still see the previous one."""
+    for _ in range(200):
+        status = client.get("/status").json()["data_drift"].get(slot)
+        if status and status["status"] == expected:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"/status never said {expected} for {slot}: {status}")
+
+
 def test_shifted_inputs_drift_and_unshifted_do_not(owner, model_files, tmp_path):
     version = onnx_version(owner, model_files, tmp_path)
     make_slot("det", version)
@@ -76,7 +88,7 @@ def test_shifted_inputs_drift_and_unshifted_do_not(owner, model_files, tmp_path)
         assert sum(top["histogram"]["current"]) == pytest.approx(1.0, abs=1e-3)
 
         # The worker's status (what /events relays to browsers) and /metrics say it too.
-        status = client.get("/status").json()["data_drift"]["det"]
+        status = status_after(client, "det", "drift")
         assert status == {"version_id": version.pk, "status": "drift", "moved": status["moved"]}
         assert "x[0]" in status["moved"] or "y[0]" in status["moved"]
         samples = scrape(client)
