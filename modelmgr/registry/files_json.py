@@ -13,7 +13,8 @@ unique (version, path) index); ``attach_files`` turns that column back into
 
 from __future__ import annotations
 
-from django.db import NotSupportedError, connections
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db import connections
 from django.db.models import Aggregate, F, JSONField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import JSONArray
 
@@ -25,42 +26,30 @@ FILES_JSON = "files_json"
 _FIELDS = ArtifactFile._meta.concrete_fields
 
 
-class _JSONRows(Aggregate):
-    """The aggregated rows (each a JSON array) as one JSON array, in ``path`` order where
-    the database can order an aggregate's input."""
+class _JSONGroupArray(Aggregate):
+    """SQLite's JSON array of the aggregated values. SQLite before 3.44 cannot order an
+    aggregate's input: attach_files sorts by path, which under SQLite's BINARY collation
+    is Python's own string order."""
 
+    function = "JSON_GROUP_ARRAY"
     output_field = JSONField()
-
-    def __init__(self, row, order_by, **extra):
-        super().__init__(row, order_by, **extra)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotSupportedError(f"no JSON row aggregate for {connection.vendor}")
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        # JSONB: Django reads jsonb as text and parses it itself (plain json arrives
-        # already parsed from psycopg, which JSONField cannot read).
-        row, order_by = self.source_expressions  # without the filter slot
-        row_sql, row_params = compiler.compile(row)
-        order_sql, order_params = compiler.compile(order_by)
-        return f"JSONB_AGG({row_sql} ORDER BY {order_sql})", (*row_params, *order_params)
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        # SQLite before 3.44 cannot order an aggregate's input: attach_files sorts by
-        # path, which under SQLite's BINARY collation is Python's own string order.
-        row, _ = self.source_expressions
-        row_sql, row_params = compiler.compile(row)
-        return f"JSON_GROUP_ARRAY({row_sql})", row_params
 
 
 def with_files_json(versions: QuerySet) -> QuerySet:
     """``versions`` with each one's files as a JSON array of rows in ``FILES_JSON``
     (NULL for a version without files)."""
+    row = JSONArray(*(F(f.attname) for f in _FIELDS))
+    if connections[versions.db].vendor == "postgresql":
+        # JSONB, not JSON: Django reads jsonb as text and parses it itself (plain json
+        # arrives already parsed from psycopg, which JSONField cannot read).
+        rows_of = JSONBAgg(row, order_by="path")
+    else:
+        rows_of = _JSONGroupArray(row)
     rows = (
         ArtifactFile.objects.filter(version_id=OuterRef("pk"))
         .order_by()
         .values("version_id")
-        .annotate(rows=_JSONRows(JSONArray(*(F(f.attname) for f in _FIELDS)), F("path")))
+        .annotate(rows=rows_of)
         .values("rows")
     )
     return versions.annotate(**{FILES_JSON: Subquery(rows, output_field=JSONField())})
@@ -78,7 +67,7 @@ def attach_files(version: ModelVersion) -> ModelVersion:
         artifact = ArtifactFile.from_db(alias, None, values)
         artifact.version = version
         files.append(artifact)
-    if connections[alias].vendor == "sqlite":  # see _JSONRows.as_sqlite
+    if connections[alias].vendor == "sqlite":  # see _JSONGroupArray
         files.sort(key=lambda artifact: artifact.path)
     cached = version.files.get_queryset()
     cached._result_cache = files
