@@ -85,6 +85,8 @@ def model_list(
     if production_ready is not None:
         version_filter &= Q(production_ready=production_ready)
     if max_vram_mb is not None:
+        if max_vram_mb < 0:
+            raise InvalidInput(f"max_vram_mb must be 0 or more, not {max_vram_mb}")
         version_filter &= Q(min_vram_mb__isnull=False, min_vram_mb__lte=max_vram_mb)
     if family:
         version_filter &= Q(family__iexact=family)

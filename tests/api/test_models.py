@@ -148,6 +148,9 @@ def test_list_filters_by_query_params(api, owner):
     assert list_names(api, status="archived") == ["pol"]
     assert list_names(api, production_ready="true") == ["det"]
     assert list_names(api, max_vram_mb=4096) == ["det"]
+    for bad, words in (("-1", "max_vram_mb must be 0 or more"), ("abc", "max_vram_mb")):
+        response = api.get(URL, {"max_vram_mb": bad})
+        assert response.status_code == 422 and words in str(response.json()["detail"])
 
 
 def test_list_pages_with_cursor_without_duplicates_or_gaps(api, owner):

@@ -117,6 +117,7 @@ def test_a_forged_cursor_is_a_red_error_not_a_crash(owner_client, catalogue):
     "ask, says",
     [
         ({"max_vram_mb": "abc"}, "max_vram_mb must be a whole number, not &#x27;abc&#x27;"),
+        ({"max_vram_mb": "-1"}, "max_vram_mb must be 0 or more, not -1"),
         ({"max_params": "lots"}, "max_params"),
     ],
 )
