@@ -308,6 +308,24 @@ class ArtifactFile(models.Model):
         return f"{self.version_id}:{self.path}"
 
 
+class BlobBlocks(models.Model):
+    """The sha256 of each ``block_bytes`` block of a blob on a remote store (S3), in order.
+
+    A blob's own sha256 covers all of it, so checking a Range against it means reading the
+    whole object. With these, a Range is checked block by block (modelmgr.blocks). They
+    live here, not beside the object, so bytes rewritten in the bucket by anything but
+    modelmgr cannot bring digests of their own. Keyed by content: a row is right for any
+    blob with that sha256, whoever uploaded it.
+    """
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    block_bytes = models.PositiveIntegerField()
+    digests = models.BinaryField()  # 32 bytes per block; the last block may be short
+
+    def __str__(self) -> str:
+        return f"{self.sha256} ({len(self.digests) // 32} blocks)"
+
+
 class Slot(models.Model):
     """A serving role; its active_version is the desired state the worker converges to."""
 

@@ -14,6 +14,10 @@ one it has (``modelmgr.storage.content_store``). Keys are ``<prefix>/sha256/ab/c
 - Dedup: a blob whose key exists is not uploaded again (one HEAD).
 - Reads stream the object's body (``GetObject``, with ``Range`` for part of it); nothing
   buffers a whole object.
+- Block digests: the upload also hashes every ``MODELMGR_S3_BLOCK_BYTES`` block and
+  records the digests (``modelmgr.blocks``) once the object is complete, so a Range
+  download is checked without fetching the whole object. ``verify`` records them for a
+  blob stored before they existed.
 - Garbage collection lists the prefix (``ListObjectsV2``) and deletes by key.
 
 The boto3 client is django-storages' ``S3Storage``'s (per thread), so the endpoint,
@@ -35,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import Storage
 
+from modelmgr import blocks
 from modelmgr.exceptions import IntegrityFailure, NotFound, StoreUnavailable
 from modelmgr.storage import ContentStore, StagedBlob, StoredBlob, chunk_size
 
@@ -197,12 +202,16 @@ class S3ContentStore(ContentStore):
         part_size = max(settings.MODELMGR_S3_PART_BYTES, -(-staged.size // 10_000))
         key = self.object_key(staged.sha256)
         digest = hashlib.sha256()
+        block_bytes = settings.MODELMGR_S3_BLOCK_BYTES
+        block_digests = blocks.BlockHasher(block_bytes)
         with staged.path.open("rb") as fh:
             if staged.size <= part_size:
                 data = _read_exactly(fh, staged.size + 1)
                 digest.update(data)
+                block_digests.update(data)
                 self._check(staged, digest, len(data))
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+                blocks.record(staged.sha256, block_bytes, block_digests.digests())
                 return
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
             try:
@@ -210,6 +219,7 @@ class S3ContentStore(ContentStore):
                 sent = 0
                 while data := _read_exactly(fh, part_size):
                     digest.update(data)
+                    block_digests.update(data)
                     sent += len(data)
                     number = len(parts) + 1
                     answer = self.client.upload_part(
@@ -231,6 +241,7 @@ class S3ContentStore(ContentStore):
             except BaseException:
                 self._abort(key, upload_id)
                 raise
+        blocks.record(staged.sha256, block_bytes, block_digests.digests())
 
     @staticmethod
     def _check(staged: StagedBlob, digest, size: int) -> None:
@@ -253,6 +264,23 @@ class S3ContentStore(ContentStore):
         except (BotoCoreError, ClientError) as exc:
             # Collectors treat an OSError as "leave it to the sweep".
             raise OSError(f"could not delete blob {sha256} from S3: {exc}") from exc
+        blocks.forget(sha256)
+
+    def hash_of(self, sha256: str) -> tuple[str, int]:
+        """Re-read a blob and return its actual (sha256, size); a blob stored before block
+        digests existed gets them recorded in the same pass when it is intact."""
+        digest = hashlib.sha256()
+        block_bytes = settings.MODELMGR_S3_BLOCK_BYTES
+        block_digests = blocks.BlockHasher(block_bytes)
+        total = 0
+        for chunk in self.iter_chunks(sha256):
+            digest.update(chunk)
+            block_digests.update(chunk)
+            total += len(chunk)
+        actual = digest.hexdigest()
+        if actual == sha256 and blocks.blocks_of(sha256, total) is None:
+            blocks.record(sha256, block_bytes, block_digests.digests())
+        return actual, total
 
     # --- listing, sweeping -----------------------------------------------------------
     def local_root(self):

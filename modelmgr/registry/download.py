@@ -7,7 +7,8 @@ Neither path serves bytes that no longer match their sha256 as a whole, successf
 download: the blob is hashed as it streams and a mismatch ends the response early (the
 web process then closes the connection, so the client sees a short body), and a
 version that verify has put in ``error`` is refused with 409 before the first byte. On
-S3, a Range is fetched alone and only its length is checked (``_remote_range``).
+S3, a Range fetches only the blocks that cover it and checks each against its recorded
+digest (``modelmgr.blocks``), instead of fetching the whole object to hash it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from modelmgr.blocks import Blocks, blocks_of, verified_range
 from modelmgr.exceptions import IntegrityFailure
 from modelmgr.models import ArtifactFile, ModelVersion, VersionStatus
 from modelmgr.storage import content_store
@@ -135,16 +137,28 @@ def refuse_if_in_error(version: ModelVersion) -> None:
         raise IntegrityFailure(f"{version.ref} is in error and is not served for download{reason}")
 
 
-def verified_chunks(artifact: ArtifactFile, start: int = 0, end: int | None = None):
+def verified_chunks(
+    artifact: ArtifactFile, start: int = 0, end: int | None = None, blocks: Blocks | None = None
+):
     """The bytes [start, end] of a stored file, checked against its sha256 as they stream.
 
-    The whole blob is read and hashed (also around a range: a range cannot be checked on
-    its own), and the last chunk is held back until the hash is known: on a mismatch
-    IntegrityFailure is raised instead, so the client never receives the complete body.
+    With ``blocks`` (a blob on S3 with recorded block digests), only the blocks covering
+    the range are read and each is checked (``verified_range``). Otherwise the whole blob
+    is read and hashed, also around a range: a range cannot be checked on its own. The
+    last chunk is held back until the check is done: on a mismatch IntegrityFailure is
+    raised instead, so the client never receives the complete body.
     """
     store = content_store()
-    if store.remote and (start > 0 or (end is not None and end < artifact.size - 1)):
-        yield from _remote_range(store, artifact, start, artifact.size - 1 if end is None else end)
+    if blocks is not None:
+        last = artifact.size - 1 if end is None else end
+        yield from verified_range(
+            lambda low, high: store.iter_chunks(artifact.sha256, low, high),
+            blocks,
+            size=artifact.size,
+            start=start,
+            end=last,
+            name=artifact.path,
+        )
         return
     digest = hashlib.sha256()
     position = 0
@@ -163,22 +177,6 @@ def verified_chunks(artifact: ArtifactFile, start: int = 0, end: int | None = No
         raise IntegrityFailure(f"{artifact.path!r} no longer matches its sha256")
     if held is not None:
         yield held
-
-
-def _remote_range(store, artifact: ArtifactFile, start: int, end: int) -> Iterator[bytes]:
-    """Part of a blob on a remote store (S3): one ranged GET, streamed.
-
-    Hashing around a range would mean fetching the whole object for every range (a
-    resumed download of a large file would pull it again from S3). So only the length is
-    checked here; whole-file downloads, ``verify`` and the worker's fetch check the hash.
-    """
-    sent = 0
-    for chunk in store.iter_chunks(artifact.sha256, start, end):
-        sent += len(chunk)
-        yield chunk
-    if sent != end - start + 1:
-        log.error("short blob %s for %r while serving a range", artifact.sha256, artifact.path)
-        raise IntegrityFailure(f"{artifact.path!r} is shorter in the store than recorded")
 
 
 def file_response(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
@@ -222,8 +220,10 @@ def file_response(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
         )
         response["Content-Length"] = str(artifact.size)
     else:
+        # Looked up here, in the request's thread: the chunks are read in a pool thread.
+        blocks = blocks_of(artifact.sha256, artifact.size) if store.remote else None
         response = StreamingHttpResponse(
-            streamed(request, verified_chunks(artifact, wanted.start, wanted.end)),
+            streamed(request, verified_chunks(artifact, wanted.start, wanted.end, blocks)),
             status=206,
             content_type=artifact.content_type,
         )

@@ -9,7 +9,7 @@ import pytest
 
 from modelmgr.exceptions import IntegrityFailure
 from modelmgr.ingest.services import version_verify
-from modelmgr.models import ModelVersion, VersionStatus
+from modelmgr.models import BlobBlocks, ModelVersion, VersionStatus
 from modelmgr.registry.gc import store_sweep
 from modelmgr.storage import content_store, stage_file
 from modelmgr.storage_s3 import S3ContentStore
@@ -116,6 +116,7 @@ def test_a_staged_file_that_no_longer_matches_its_hash_is_never_published(s3_sto
     with pytest.raises(IntegrityFailure, match="nothing was stored"):
         content_store().put_before_commit(staged)
     assert s3_store.keys() == [] and s3_store.uploads() == []
+    assert not BlobBlocks.objects.exists()  # no digests for bytes that were never stored
     staged.discard()
 
 
