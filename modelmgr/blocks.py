@@ -1,12 +1,15 @@
-"""Per-block sha256 of blobs on a remote store, so that part of a blob is checked alone.
+"""Per-block sha256 of blobs, so that part of a blob is checked without reading all of it.
 
 A blob's sha256 covers all of it: checking a Range against it means reading the whole
-object, which on S3 means fetching gigabytes to resume one download. So the S3 store
-records the sha256 of every block (``MODELMGR_S3_BLOCK_BYTES``) when it uploads a blob,
-in a ``BlobBlocks`` row, and a Range is served from the blocks that cover it, each
-checked as it streams (``verified_range``): at most two blocks more than asked are
-fetched. A blob stored before it had blocks is checked whole once, like on the local
-store, and gets its row then.
+blob (on S3, fetching gigabytes to resume one download). So the sha256 of every
+``MODELMGR_RANGE_BLOCK_BYTES`` block is recorded in a ``BlobBlocks`` row, and a Range is
+served from the blocks that cover it, each checked as it streams (``verified_range``):
+at most two blocks more than asked are read.
+
+- The S3 store records them when it uploads a blob (the upload is bound by the network;
+  a second hash pass costs nothing there).
+- Any other blob gets them from the first Range (or verify) that hashes it whole and
+  finds it intact: the local store's upload stays one hash pass.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from django.db import DatabaseError, connection
 
 from modelmgr.exceptions import IntegrityFailure
 from modelmgr.models import BlobBlocks
@@ -82,6 +87,20 @@ def record(sha256: str, block_bytes: int, digests: bytes) -> None:
         [BlobBlocks(sha256=sha256, block_bytes=block_bytes, digests=digests)],
         ignore_conflicts=True,
     )
+
+
+def record_from_stream(sha256: str, block_bytes: int, digests: bytes) -> None:
+    """``record`` from a download's chunk iterator, which the web process runs in a pool
+    thread. A failure is only logged: the download it rides on is fine, and the next
+    range records them. Outside a transaction, that thread's connection is closed again
+    (Django closes connections at the end of a request, in the request's own thread)."""
+    try:
+        record(sha256, block_bytes, digests)
+    except DatabaseError:
+        log.warning("could not record the block digests of %s", sha256, exc_info=True)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def blocks_of(sha256: str, size: int) -> Blocks | None:

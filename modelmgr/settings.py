@@ -155,12 +155,13 @@ elif MODELMGR_STORAGE not in ("", "file", "local"):
 MODELMGR_S3_PART_BYTES = env_int("MODELMGR_S3_PART_BYTES", 16 * 1024 * 1024)
 if not 5 * 1024**2 <= MODELMGR_S3_PART_BYTES <= 5 * 1024**3:
     raise ImproperlyConfigured("MODELMGR_S3_PART_BYTES must be from 5 MiB to 5 GiB (S3's limits)")
-# Blobs on S3 also get the sha256 of each block of this size (modelmgr.blocks), so a
-# Range is checked without fetching the whole object: it fetches at most two blocks more
-# than asked. 32 bytes of digest per block are kept in the database.
-MODELMGR_S3_BLOCK_BYTES = env_int("MODELMGR_S3_BLOCK_BYTES", 4 * 1024 * 1024)
-if not 64 * 1024 <= MODELMGR_S3_BLOCK_BYTES <= 1024**3:
-    raise ImproperlyConfigured("MODELMGR_S3_BLOCK_BYTES must be from 64 KiB to 1 GiB")
+# The sha256 of each block of this size is recorded per blob (modelmgr.blocks): on S3 at
+# upload, on any store by the first Range or verify that hashes the blob whole. A Range
+# then reads and checks only the blocks that cover it (at most two blocks more than
+# asked). 32 bytes of digest per block are kept in the database.
+MODELMGR_RANGE_BLOCK_BYTES = env_int("MODELMGR_RANGE_BLOCK_BYTES", 4 * 1024 * 1024)
+if not 64 * 1024 <= MODELMGR_RANGE_BLOCK_BYTES <= 1024**3:
+    raise ImproperlyConfigured("MODELMGR_RANGE_BLOCK_BYTES must be from 64 KiB to 1 GiB")
 
 # The store lock (modelmgr.storage.store_lock) is held by ingest from reusing or putting a
 # blob until its rows commit, and by collectors around check + unlink. How long one waits

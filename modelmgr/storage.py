@@ -267,13 +267,21 @@ class ContentStore:
                 yield data
 
     def hash_of(self, sha256: str) -> tuple[str, int]:
-        """Re-read a blob and return its actual (sha256, size)."""
+        """Re-read a blob and return its actual (sha256, size). An intact blob with no
+        block digests gets them recorded in the same pass (modelmgr.blocks)."""
+        from modelmgr import blocks
+
         digest = hashlib.sha256()
+        block_digests = blocks.BlockHasher(settings.MODELMGR_RANGE_BLOCK_BYTES)
         total = 0
         for chunk in self.iter_chunks(sha256):
             digest.update(chunk)
+            block_digests.update(chunk)
             total += len(chunk)
-        return digest.hexdigest(), total
+        actual = digest.hexdigest()
+        if actual == sha256 and blocks.blocks_of(sha256, total) is None:
+            blocks.record(sha256, block_digests.block_bytes, block_digests.digests())
+        return actual, total
 
     def verify(self, sha256: str, size: int | None = None) -> None:
         actual, actual_size = self.hash_of(sha256)
@@ -283,7 +291,10 @@ class ContentStore:
             )
 
     def delete(self, sha256: str) -> None:
+        from modelmgr import blocks
+
         self.storage.delete(self.key(sha256))
+        blocks.forget(sha256)
 
     def iter_blobs(self) -> Iterator[StoredBlob]:
         """Every blob in the store with its size and modification time (None when the

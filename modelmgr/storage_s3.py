@@ -14,10 +14,9 @@ one it has (``modelmgr.storage.content_store``). Keys are ``<prefix>/sha256/ab/c
 - Dedup: a blob whose key exists is not uploaded again (one HEAD).
 - Reads stream the object's body (``GetObject``, with ``Range`` for part of it); nothing
   buffers a whole object.
-- Block digests: the upload also hashes every ``MODELMGR_S3_BLOCK_BYTES`` block and
+- Block digests: the upload also hashes every ``MODELMGR_RANGE_BLOCK_BYTES`` block and
   records the digests (``modelmgr.blocks``) once the object is complete, so a Range
-  download is checked without fetching the whole object. ``verify`` records them for a
-  blob stored before they existed.
+  download is checked without fetching the whole object.
 - Garbage collection lists the prefix (``ListObjectsV2``) and deletes by key.
 
 The boto3 client is django-storages' ``S3Storage``'s (per thread), so the endpoint,
@@ -202,7 +201,7 @@ class S3ContentStore(ContentStore):
         part_size = max(settings.MODELMGR_S3_PART_BYTES, -(-staged.size // 10_000))
         key = self.object_key(staged.sha256)
         digest = hashlib.sha256()
-        block_bytes = settings.MODELMGR_S3_BLOCK_BYTES
+        block_bytes = settings.MODELMGR_RANGE_BLOCK_BYTES
         block_digests = blocks.BlockHasher(block_bytes)
         with staged.path.open("rb") as fh:
             if staged.size <= part_size:
@@ -265,22 +264,6 @@ class S3ContentStore(ContentStore):
             # Collectors treat an OSError as "leave it to the sweep".
             raise OSError(f"could not delete blob {sha256} from S3: {exc}") from exc
         blocks.forget(sha256)
-
-    def hash_of(self, sha256: str) -> tuple[str, int]:
-        """Re-read a blob and return its actual (sha256, size); a blob stored before block
-        digests existed gets them recorded in the same pass when it is intact."""
-        digest = hashlib.sha256()
-        block_bytes = settings.MODELMGR_S3_BLOCK_BYTES
-        block_digests = blocks.BlockHasher(block_bytes)
-        total = 0
-        for chunk in self.iter_chunks(sha256):
-            digest.update(chunk)
-            block_digests.update(chunk)
-            total += len(chunk)
-        actual = digest.hexdigest()
-        if actual == sha256 and blocks.blocks_of(sha256, total) is None:
-            blocks.record(sha256, block_bytes, block_digests.digests())
-        return actual, total
 
     # --- listing, sweeping -----------------------------------------------------------
     def local_root(self):

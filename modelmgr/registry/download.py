@@ -6,9 +6,9 @@ Neither path holds a file in memory: bytes flow from the store in chunks
 Neither path serves bytes that no longer match their sha256 as a whole, successful
 download: the blob is hashed as it streams and a mismatch ends the response early (the
 web process then closes the connection, so the client sees a short body), and a
-version that verify has put in ``error`` is refused with 409 before the first byte. On
-S3, a Range fetches only the blocks that cover it and checks each against its recorded
-digest (``modelmgr.blocks``), instead of fetching the whole object to hash it.
+version that verify has put in ``error`` is refused with 409 before the first byte. A
+Range reads only the blocks that cover it and checks each against its recorded digest
+(``modelmgr.blocks``); a blob with no digests yet is hashed whole, which records them.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
-from modelmgr.blocks import Blocks, blocks_of, verified_range
+from modelmgr.blocks import BlockHasher, Blocks, blocks_of, record_from_stream, verified_range
 from modelmgr.exceptions import IntegrityFailure
 from modelmgr.models import ArtifactFile, ModelVersion, VersionStatus
 from modelmgr.storage import content_store
@@ -142,10 +143,11 @@ def verified_chunks(
 ):
     """The bytes [start, end] of a stored file, checked against its sha256 as they stream.
 
-    With ``blocks`` (a blob on S3 with recorded block digests), only the blocks covering
-    the range are read and each is checked (``verified_range``). Otherwise the whole blob
-    is read and hashed, also around a range: a range cannot be checked on its own. The
-    last chunk is held back until the check is done: on a mismatch IntegrityFailure is
+    With ``blocks`` (recorded block digests), only the blocks covering the range are
+    read and each is checked (``verified_range``). Otherwise the whole blob is read and
+    hashed, also around a range; for a range the block digests are computed in the same
+    pass and recorded when the blob is intact, so the next range is cheap. The last
+    chunk is held back until the check is done: on a mismatch IntegrityFailure is
     raised instead, so the client never receives the complete body.
     """
     store = content_store()
@@ -161,10 +163,14 @@ def verified_chunks(
         )
         return
     digest = hashlib.sha256()
+    partial = start > 0 or (end is not None and end < artifact.size - 1)
+    block_digests = BlockHasher(settings.MODELMGR_RANGE_BLOCK_BYTES) if partial else None
     position = 0
     held: bytes | None = None
     for chunk in store.iter_chunks(artifact.sha256):
         digest.update(chunk)
+        if block_digests is not None:
+            block_digests.update(chunk)
         low = max(start - position, 0)
         high = len(chunk) if end is None else min(end + 1 - position, len(chunk))
         position += len(chunk)
@@ -175,6 +181,8 @@ def verified_chunks(
     if digest.hexdigest() != artifact.sha256 or position != artifact.size:
         log.error("corrupt blob %s for %r while serving it", artifact.sha256, artifact.path)
         raise IntegrityFailure(f"{artifact.path!r} no longer matches its sha256")
+    if block_digests is not None:
+        record_from_stream(artifact.sha256, block_digests.block_bytes, block_digests.digests())
     if held is not None:
         yield held
 
@@ -221,7 +229,7 @@ def file_response(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
         response["Content-Length"] = str(artifact.size)
     else:
         # Looked up here, in the request's thread: the chunks are read in a pool thread.
-        blocks = blocks_of(artifact.sha256, artifact.size) if store.remote else None
+        blocks = blocks_of(artifact.sha256, artifact.size)
         response = StreamingHttpResponse(
             streamed(request, verified_chunks(artifact, wanted.start, wanted.end, blocks)),
             status=206,

@@ -3,8 +3,7 @@
 The S3 store records the sha256 of every block when it uploads a blob (a ``BlobBlocks``
 row); a Range reads only the blocks that cover it and checks each. Damage in the bucket
 is found in the blocks a range reads and nowhere else; a blob without digests (stored
-before they existed) is checked whole, as on the local store, until ``verify`` records
-them.
+before they existed) is hashed whole by its first range (or verify), which records them.
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ BLOCK = 64 * 1024
 @pytest.fixture
 def small_blocks(settings, monkeypatch):
     """64 KiB blocks, here and in a web process started after this fixture."""
-    settings.MODELMGR_S3_BLOCK_BYTES = BLOCK
-    monkeypatch.setenv("MODELMGR_S3_BLOCK_BYTES", str(BLOCK))
+    settings.MODELMGR_RANGE_BLOCK_BYTES = BLOCK
+    monkeypatch.setenv("MODELMGR_RANGE_BLOCK_BYTES", str(BLOCK))
 
 
 def block_digests(data: bytes) -> bytes:
@@ -143,23 +142,38 @@ def test_over_the_real_web_process_a_damaged_range_is_refused_or_cut_short(
     assert "shorter in the store than recorded" in short.json()["detail"]
 
 
-def test_a_blob_without_block_digests_is_checked_whole_until_verify_records_them(
+def test_a_blob_without_block_digests_is_hashed_whole_by_its_first_range(
     api, owner, s3_store, small_blocks, tmp_path
 ):
+    """As for a blob stored before block digests existed: the first range fetches and
+    hashes the whole object, and records the digests only when it is intact."""
     data = uploaded(api, tmp_path, "det", 4 * BLOCK + 777)
     sha = hashlib.sha256(data).hexdigest()
-    BlobBlocks.objects.all().delete()  # as if stored before block digests existed
+    BlobBlocks.objects.all().delete()
     url = "/api/v1/models/det/versions/1/files/w.safetensors"
-    part = api.get(url, HTTP_RANGE=f"bytes={2 * BLOCK}-{2 * BLOCK + 9}")
-    assert part.status_code == 206 and body_of(part) == data[2 * BLOCK : 2 * BLOCK + 10]
+    in_block_2 = f"bytes={2 * BLOCK}-{2 * BLOCK + 9}"
 
     s3_store.put(sha, damaged(data, 10))  # block 0: outside the range, still found
     with pytest.raises(IntegrityFailure, match="no longer matches its sha256"):
-        body_of(api.get(url, HTTP_RANGE=f"bytes={2 * BLOCK}-{2 * BLOCK + 9}"))
-    version = ModelVersion.objects.get()
-    assert version_verify(version=version, actor=owner)["ok"] is False
+        body_of(api.get(url, HTTP_RANGE=in_block_2))
     assert not BlobBlocks.objects.exists()  # damaged bytes get no digests
 
+    s3_store.put(sha, data)
+    part = api.get(url, HTTP_RANGE=in_block_2)
+    assert part.status_code == 206 and body_of(part) == data[2 * BLOCK : 2 * BLOCK + 10]
+    assert bytes(BlobBlocks.objects.get(sha256=sha).digests) == block_digests(data)
+
+
+def test_verify_records_the_block_digests_of_an_intact_blob(
+    api, owner, s3_store, small_blocks, tmp_path
+):
+    data = uploaded(api, tmp_path, "det", 3 * BLOCK + 1)
+    sha = hashlib.sha256(data).hexdigest()
+    BlobBlocks.objects.all().delete()
+    version = ModelVersion.objects.get()
+    s3_store.put(sha, damaged(data, 3 * BLOCK))
+    assert version_verify(version=version, actor=owner)["ok"] is False
+    assert not BlobBlocks.objects.exists()
     s3_store.put(sha, data)
     assert version_verify(version=version, actor=owner)["ok"] is True
     assert bytes(BlobBlocks.objects.get(sha256=sha).digests) == block_digests(data)
