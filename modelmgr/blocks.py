@@ -3,8 +3,8 @@
 A blob's sha256 covers all of it: checking a Range against it means reading the whole
 blob (on S3, fetching gigabytes to resume one download). So the sha256 of every
 ``MODELMGR_RANGE_BLOCK_BYTES`` block is recorded in a ``BlobBlocks`` row, and a Range is
-served from the blocks that cover it, each checked as it streams (``verified_range``):
-at most two blocks more than asked are read.
+served from the blocks that cover it, each checked as it streams
+(``modelmgr.registry.download``): at most two blocks more than asked are read.
 
 - The S3 store records them when it uploads a blob (the upload is bound by the network;
   a second hash pass costs nothing there).
@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from django.db import DatabaseError, connection
 
-from modelmgr.exceptions import IntegrityFailure
 from modelmgr.models import BlobBlocks
 
 log = logging.getLogger(__name__)
-
-DIGEST = 32  # bytes of one sha256
 
 
 class BlockHasher:
@@ -67,19 +63,6 @@ class BlockHasher:
         return b"".join(self._digests)
 
 
-@dataclass(frozen=True)
-class Blocks:
-    block_bytes: int
-    digests: bytes
-
-    def covers(self, size: int) -> bool:
-        """A row of the right length for a blob of ``size`` bytes."""
-        return len(self.digests) == -(-size // self.block_bytes) * DIGEST
-
-    def digest(self, index: int) -> bytes:
-        return self.digests[index * DIGEST : (index + 1) * DIGEST]
-
-
 def record(sha256: str, block_bytes: int, digests: bytes) -> None:
     """Keep a blob's block digests. Only called once the whole blob hashed to ``sha256``,
     so an existing row (same bytes, maybe another block size) is as right: it stays."""
@@ -103,61 +86,15 @@ def record_from_stream(sha256: str, block_bytes: int, digests: bytes) -> None:
             connection.close()
 
 
-def blocks_of(sha256: str, size: int) -> Blocks | None:
-    row = BlobBlocks.objects.filter(sha256=sha256).values_list("block_bytes", "digests").first()
-    if row is None:
-        return None
-    blocks = Blocks(block_bytes=row[0], digests=bytes(row[1]))
-    return blocks if blocks.covers(size) else None
+def blocks_of(sha256: str, size: int) -> BlobBlocks | None:
+    """The recorded block digests of a blob of ``size`` bytes, or None."""
+    row = BlobBlocks.objects.filter(sha256=sha256).first()
+    return row if row is not None and row.covers(size) else None
+
+
+def recorded(sha256: str) -> bool:
+    return BlobBlocks.objects.filter(sha256=sha256).exists()
 
 
 def forget(sha256: str) -> None:
     BlobBlocks.objects.filter(sha256=sha256).delete()
-
-
-def verified_range(
-    fetch: Callable[[int, int], Iterator[bytes]],
-    blocks: Blocks,
-    *,
-    size: int,
-    start: int,
-    end: int,
-    name: str,
-) -> Iterator[bytes]:
-    """The bytes [start, end] of a blob of ``size`` bytes, checked block by block.
-
-    1. ``fetch(first, last)`` streams the blocks that cover the range, whole (one ranged
-       GET on S3).
-    2. Each block is hashed as it passes and compared with its recorded digest; the
-       bytes inside the range are yielded as they come.
-    3. The last chunk is held back until every block is checked, so a mismatch (or a
-       short object) raises IntegrityFailure before the client has the complete body,
-       as a whole download does.
-    """
-    first, last = start // blocks.block_bytes, end // blocks.block_bytes
-    fetch_start = first * blocks.block_bytes
-    fetch_end = min((last + 1) * blocks.block_bytes, size) - 1
-
-    def check(index: int, digest: bytes) -> None:
-        if digest != blocks.digest(first + index):
-            log.error("block %d of %r no longer matches while serving a range", first + index, name)
-            raise IntegrityFailure(f"{name!r} no longer matches its sha256")
-
-    hasher = BlockHasher(blocks.block_bytes, on_block=check)
-    position = fetch_start
-    held: bytes | None = None
-    for chunk in fetch(fetch_start, fetch_end):
-        hasher.update(chunk)
-        low = max(start - position, 0)
-        high = min(end + 1 - position, len(chunk))
-        position += len(chunk)
-        if low < high:
-            if held is not None:
-                yield held
-            held = chunk if (low, high) == (0, len(chunk)) else chunk[low:high]
-    if position != fetch_end + 1:
-        log.error("short blob for %r while serving a range", name)
-        raise IntegrityFailure(f"{name!r} is shorter in the store than recorded")
-    hasher.digests()  # checks the last block, which may be short
-    if held is not None:
-        yield held

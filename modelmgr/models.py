@@ -309,21 +309,30 @@ class ArtifactFile(models.Model):
 
 
 class BlobBlocks(models.Model):
-    """The sha256 of each ``block_bytes`` block of a blob on a remote store (S3), in order.
+    """The sha256 of each ``block_bytes`` block of a blob, in order (modelmgr.blocks).
 
     A blob's own sha256 covers all of it, so checking a Range against it means reading the
-    whole object. With these, a Range is checked block by block (modelmgr.blocks). They
-    live here, not beside the object, so bytes rewritten in the bucket by anything but
-    modelmgr cannot bring digests of their own. Keyed by content: a row is right for any
-    blob with that sha256, whoever uploaded it.
+    whole blob. With these, a Range is checked block by block. They live here, not beside
+    the blob, so bytes rewritten in the store (an S3 bucket) by anything but modelmgr
+    cannot bring digests of their own. Keyed by content: a row is right for any blob with
+    that sha256, whoever stored it.
     """
+
+    DIGEST = 32  # bytes of one sha256
 
     sha256 = models.CharField(max_length=64, primary_key=True)
     block_bytes = models.PositiveIntegerField()
-    digests = models.BinaryField()  # 32 bytes per block; the last block may be short
+    digests = models.BinaryField()  # DIGEST bytes per block; the last block may be short
 
     def __str__(self) -> str:
-        return f"{self.sha256} ({len(self.digests) // 32} blocks)"
+        return f"{self.sha256} ({len(self.digests) // self.DIGEST} blocks)"
+
+    def covers(self, size: int) -> bool:
+        """The right number of digests for a blob of ``size`` bytes."""
+        return len(self.digests) == -(-size // self.block_bytes) * self.DIGEST
+
+    def digest(self, index: int) -> bytes:
+        return bytes(self.digests[index * self.DIGEST : (index + 1) * self.DIGEST])
 
 
 class Slot(models.Model):

@@ -267,19 +267,25 @@ class ContentStore:
                 yield data
 
     def hash_of(self, sha256: str) -> tuple[str, int]:
-        """Re-read a blob and return its actual (sha256, size). An intact blob with no
-        block digests gets them recorded in the same pass (modelmgr.blocks)."""
-        from modelmgr import blocks
+        """Re-read a blob and return its actual (sha256, size). A blob with no block
+        digests yet gets them in the same pass, recorded when it is intact
+        (modelmgr.blocks)."""
+        from modelmgr import blocks  # the models: not importable before Django is set up
 
         digest = hashlib.sha256()
-        block_digests = blocks.BlockHasher(settings.MODELMGR_RANGE_BLOCK_BYTES)
+        block_digests = (
+            None
+            if blocks.recorded(sha256)
+            else blocks.BlockHasher(settings.MODELMGR_RANGE_BLOCK_BYTES)
+        )
         total = 0
         for chunk in self.iter_chunks(sha256):
             digest.update(chunk)
-            block_digests.update(chunk)
+            if block_digests is not None:
+                block_digests.update(chunk)
             total += len(chunk)
         actual = digest.hexdigest()
-        if actual == sha256 and blocks.blocks_of(sha256, total) is None:
+        if actual == sha256 and block_digests is not None:
             blocks.record(sha256, block_digests.block_bytes, block_digests.digests())
         return actual, total
 
@@ -291,7 +297,7 @@ class ContentStore:
             )
 
     def delete(self, sha256: str) -> None:
-        from modelmgr import blocks
+        from modelmgr import blocks  # the models: not importable before Django is set up
 
         self.storage.delete(self.key(sha256))
         blocks.forget(sha256)

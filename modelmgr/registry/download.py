@@ -27,9 +27,9 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
-from modelmgr.blocks import BlockHasher, Blocks, blocks_of, record_from_stream, verified_range
+from modelmgr.blocks import BlockHasher, blocks_of, record_from_stream
 from modelmgr.exceptions import IntegrityFailure
-from modelmgr.models import ArtifactFile, ModelVersion, VersionStatus
+from modelmgr.models import ArtifactFile, BlobBlocks, ModelVersion, VersionStatus
 from modelmgr.storage import content_store
 
 log = logging.getLogger(__name__)
@@ -139,50 +139,109 @@ def refuse_if_in_error(version: ModelVersion) -> None:
 
 
 def verified_chunks(
-    artifact: ArtifactFile, start: int = 0, end: int | None = None, blocks: Blocks | None = None
-):
-    """The bytes [start, end] of a stored file, checked against its sha256 as they stream.
+    artifact: ArtifactFile,
+    start: int = 0,
+    end: int | None = None,
+    blocks: BlobBlocks | None = None,
+) -> Iterator[bytes]:
+    """The bytes [start, end] of a stored file, checked as they stream.
 
-    With ``blocks`` (recorded block digests), only the blocks covering the range are
-    read and each is checked (``verified_range``). Otherwise the whole blob is read and
+    With ``blocks`` (its recorded block digests), only the blocks covering the range are
+    read and each is checked against its digest. Otherwise the whole blob is read and
     hashed, also around a range; for a range the block digests are computed in the same
-    pass and recorded when the blob is intact, so the next range is cheap. The last
-    chunk is held back until the check is done: on a mismatch IntegrityFailure is
-    raised instead, so the client never receives the complete body.
+    pass and recorded when the blob is intact, so the next range is cheap. Either way
+    the last chunk is held back until the check is done: on a mismatch IntegrityFailure
+    is raised instead, so the client never receives the complete body.
     """
-    store = content_store()
+    end = artifact.size - 1 if end is None else end
     if blocks is not None:
-        last = artifact.size - 1 if end is None else end
-        yield from verified_range(
-            lambda low, high: store.iter_chunks(artifact.sha256, low, high),
-            blocks,
-            size=artifact.size,
-            start=start,
-            end=last,
-            name=artifact.path,
-        )
-        return
+        return _checked_by_block(artifact, start, end, blocks)
+    return _checked_whole(artifact, start, end)
+
+
+def _checked_whole(artifact: ArtifactFile, start: int, end: int) -> Iterator[bytes]:
     digest = hashlib.sha256()
-    partial = start > 0 or (end is not None and end < artifact.size - 1)
+    partial = (start, end) != (0, artifact.size - 1)
     block_digests = BlockHasher(settings.MODELMGR_RANGE_BLOCK_BYTES) if partial else None
-    position = 0
-    held: bytes | None = None
-    for chunk in store.iter_chunks(artifact.sha256):
-        digest.update(chunk)
+    read = _Tally()
+    chunks = _fed(content_store().iter_chunks(artifact.sha256), digest, block_digests, read)
+
+    def check() -> None:
+        if digest.hexdigest() != artifact.sha256 or read.total != artifact.size:
+            log.error("corrupt blob %s for %r while serving it", artifact.sha256, artifact.path)
+            raise IntegrityFailure(f"{artifact.path!r} no longer matches its sha256")
         if block_digests is not None:
-            block_digests.update(chunk)
-        low = max(start - position, 0)
-        high = len(chunk) if end is None else min(end + 1 - position, len(chunk))
+            record_from_stream(artifact.sha256, block_digests.block_bytes, block_digests.digests())
+
+    return _last_held_until(check, _clipped(chunks, 0, start, end))
+
+
+def _checked_by_block(
+    artifact: ArtifactFile, start: int, end: int, blocks: BlobBlocks
+) -> Iterator[bytes]:
+    """One read of the blocks that cover [start, end] (a ranged GET on S3), each hashed
+    as it passes and compared with its digest as soon as it is complete."""
+    first, last = start // blocks.block_bytes, end // blocks.block_bytes
+    read_start = first * blocks.block_bytes
+    read_end = min((last + 1) * blocks.block_bytes, artifact.size) - 1
+
+    def check_block(index: int, digest: bytes) -> None:
+        if digest != blocks.digest(first + index):
+            log.error("block %d of %r no longer matches", first + index, artifact.path)
+            raise IntegrityFailure(f"{artifact.path!r} no longer matches its sha256")
+
+    hasher = BlockHasher(blocks.block_bytes, on_block=check_block)
+    read = _Tally()
+    chunks = _fed(content_store().iter_chunks(artifact.sha256, read_start, read_end), hasher, read)
+
+    def check() -> None:
+        if read.total != read_end - read_start + 1:
+            log.error("short blob %s for %r while serving a range", artifact.sha256, artifact.path)
+            raise IntegrityFailure(f"{artifact.path!r} is shorter in the store than recorded")
+        hasher.digests()  # checks the last block, which may be short
+
+    return _last_held_until(check, _clipped(chunks, read_start, start, end))
+
+
+class _Tally:
+    """Counts the bytes fed to it, beside the hashers."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def update(self, data: bytes) -> None:
+        self.total += len(data)
+
+
+def _fed(chunks: Iterator[bytes], *sinks) -> Iterator[bytes]:
+    """The chunks, each first fed to every sink (hashers, a tally; None is skipped)."""
+    sinks = [sink for sink in sinks if sink is not None]
+    for chunk in chunks:
+        for sink in sinks:
+            sink.update(chunk)
+        yield chunk
+
+
+def _clipped(chunks: Iterator[bytes], offset: int, start: int, end: int) -> Iterator[bytes]:
+    """The parts of ``chunks`` (starting at byte ``offset``) inside [start, end]. Every
+    chunk is still read, so the hashers fed by ``chunks`` see all of them."""
+    position = offset
+    for chunk in chunks:
+        low, high = max(start - position, 0), min(end + 1 - position, len(chunk))
         position += len(chunk)
         if low < high:
-            if held is not None:
-                yield held
-            held = chunk if (low, high) == (0, len(chunk)) else chunk[low:high]
-    if digest.hexdigest() != artifact.sha256 or position != artifact.size:
-        log.error("corrupt blob %s for %r while serving it", artifact.sha256, artifact.path)
-        raise IntegrityFailure(f"{artifact.path!r} no longer matches its sha256")
-    if block_digests is not None:
-        record_from_stream(artifact.sha256, block_digests.block_bytes, block_digests.digests())
+            yield chunk if (low, high) == (0, len(chunk)) else chunk[low:high]
+
+
+def _last_held_until(check, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Yield every piece but the last, run ``check`` once all are read, then the last: a
+    failed check leaves the client without the complete body."""
+    held: bytes | None = None
+    for piece in pieces:
+        if held is not None:
+            yield held
+        held = piece
+    check()
     if held is not None:
         yield held
 
