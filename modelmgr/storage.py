@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from modelmgr.exceptions import IntegrityFailure, NotFound, UploadTooLarge
 from modelmgr.locks import transaction_lock
+from modelmgr.staging_pipeline import HashingPipeline
 
 
 def version_content_hash(files: Iterable[tuple[str, str]]) -> str:
@@ -53,17 +52,12 @@ class StagingWriter:
 
     ``limit`` caps the size: exceeding it removes the file and raises UploadTooLarge.
 
-    ``pipelined`` hashes and writes in a helper thread while the caller produces the next
-    chunk (the upload handler: Django's multipart parser scans for the boundary in the
-    meantime). ``hashlib`` and file writes release the GIL, so on two cores the parse and
-    the hash overlap instead of adding up. At most ``PIPELINE_DEPTH`` chunks wait.
-
-    ``hash_behind`` writes in the caller's thread and only hashes in the helper: for a
-    caller with little else to do (the web server receiving a raw body), the write and
-    the hash then overlap too.
+    ``pipelined`` hashes and writes in two helper threads while the caller receives or
+    parses the next piece (modelmgr.staging_pipeline), writing through O_DIRECT where the
+    filesystem takes it and ``MODELMGR_STAGING_DIRECT_IO`` is on: for uploads, whose
+    caller has work of its own. Inline, the caller hashes and writes: for imports, zip
+    entries and fetches, whose caller only waits on the source.
     """
-
-    PIPELINE_DEPTH = 4
 
     def __init__(
         self,
@@ -71,12 +65,9 @@ class StagingWriter:
         limit: int | None = None,
         suffix: str = ".part",
         pipelined: bool = False,
-        hash_behind: bool = False,
         directory: Path | None = None,
     ):
         self.limit = limit
-        self._hash_behind = hash_behind
-        pipelined = pipelined or hash_behind
         self._hash = hashlib.sha256()
         self.size = 0
         # ``directory``: a staging folder on the target store's filesystem, where
@@ -84,67 +75,42 @@ class StagingWriter:
         fd, name = tempfile.mkstemp(dir=directory or staging_dir(), prefix="stage-", suffix=suffix)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=0)
-        self._queue: queue.Queue | None = None
-        self._error: BaseException | None = None
+        self._pipeline: HashingPipeline | None = None
         if pipelined:
-            self._queue = queue.Queue(maxsize=self.PIPELINE_DEPTH)
-            self._thread = threading.Thread(target=self._drain, name="staging-writer", daemon=True)
-            self._thread.start()
-
-    def _consume(self, data: bytes) -> None:
-        self._hash.update(data)
-        if not self._hash_behind:
-            self._file.write(data)
-
-    def _drain(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._consume(data)
-                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
-                    self._error = exc
-
-    def _join(self) -> None:
-        if self._queue is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            self._pipeline = HashingPipeline(fd, direct=settings.MODELMGR_STAGING_DIRECT_IO)
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.limit is not None and self.size > self.limit:
             self.abort()
             raise UploadTooLarge(f"the file is larger than the {self.limit} byte limit")
-        if self._queue is None:
-            self._consume(data)
-            return
-        if self._error is not None:
-            error = self._error
-            self.abort()
-            raise error
-        data = bytes(data)
-        if self._hash_behind:
+        if self._pipeline is None:
+            self._hash.update(data)
             self._file.write(data)
-        self._queue.put(data)
-
-    def finish(self) -> StagedBlob:
+            return
         try:
-            self._join()
+            self._pipeline.write(data)
         except BaseException:
             self.abort()
             raise
+
+    def finish(self) -> StagedBlob:
+        if self._pipeline is None:
+            sha256 = self._hash.hexdigest()
+        else:
+            try:
+                sha256 = self._pipeline.finish()
+            except BaseException:
+                self.abort()
+                raise
         self._file.close()
-        return StagedBlob(path=self.path, sha256=self._hash.hexdigest(), size=self.size)
+        return StagedBlob(path=self.path, sha256=sha256, size=self.size)
 
     def abort(self) -> None:
-        """Remove the file. A write error of the helper thread is dropped: the caller is
+        """Remove the file. A write error of a helper thread is dropped: the caller is
         already failing (or raised that error from ``write``)."""
-        try:
-            self._join()
-        except BaseException:  # noqa: BLE001, S110
-            pass
+        if self._pipeline is not None:
+            self._pipeline.close()
         if not self._file.closed:
             self._file.close()
         self.path.unlink(missing_ok=True)

@@ -62,7 +62,7 @@ class StagedBodyFile:
     """
 
     def __init__(self) -> None:
-        self._writer = StagingWriter(hash_behind=True)
+        self._writer = StagingWriter(pipelined=True)
         self.staged: StagedBlob | None = None
         self.error: str | None = None
         self.closed = False
