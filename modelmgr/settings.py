@@ -172,8 +172,8 @@ MODELMGR_STORE_LOCK_TIMEOUT_S = env_float("MODELMGR_STORE_LOCK_TIMEOUT_S", 60.0)
 MODELMGR_STORE_SWEEP_INTERVAL_S = env_float("MODELMGR_STORE_SWEEP_INTERVAL_S", 3600.0)
 MODELMGR_STORE_SWEEP_AGE_S = env_float("MODELMGR_STORE_SWEEP_AGE_S", 86400.0)
 
-# Uploads are written to staging through O_DIRECT where the filesystem takes it (not on
-# tmpfs): on a VM, buffered writes of a new big file fault on every fresh page-cache page
+# Uploads are written to staging through O_DIRECT where the filesystem takes it: on a VM,
+# buffered writes of a new big file fault on every fresh page-cache page
 # (modelmgr.staging_pipeline). Off: ordinary buffered writes.
 MODELMGR_STAGING_DIRECT_IO = env_bool("MODELMGR_STAGING_DIRECT_IO", True)
 

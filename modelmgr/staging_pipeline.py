@@ -5,13 +5,13 @@ copies each received piece into a page-aligned buffer. A full buffer goes to the
 thread, then to the writing thread, then back to the pool: the hash of one buffer
 overlaps the write of the one before, and both release the GIL.
 
-Writes go through ``O_DIRECT`` when the filesystem takes it (tmpfs only since Linux 6.6). Buffered
-writes of a big file land in page-cache pages the kernel must find first; on a VM those
-are often pages the host took back, and every one faults: measured here, a buffered
-write of a new 1 GiB file ran at 310-480 MB/s where ``O_DIRECT`` ran at 1.5 GB/s. An
-upload is written once and read back only when a version is served or downloaded, so
-keeping it out of the page cache loses little. MinIO writes big objects the same way
-(aligned buffers, ``O_DIRECT`` switched off for the unaligned tail).
+Writes go through ``O_DIRECT`` when the filesystem takes it (tmpfs does since Linux
+6.6). Buffered writes of a big file land in page-cache pages the kernel must find first;
+on a VM those are often pages the host took back, and every one faults: measured here,
+a buffered write of a new 1 GiB file ran at 310-480 MB/s where ``O_DIRECT`` ran at
+1.5 GB/s. An upload is written once and read back only when a version is served or
+downloaded, so keeping it out of the page cache loses little. MinIO writes big objects
+the same way (aligned buffers, ``O_DIRECT`` switched off for the unaligned tail).
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ BUFFERS = 4  # in flight at once: one filling, one hashing, one writing, one spa
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
-def _set_direct(fd: int, on: bool) -> bool:
-    """Switch O_DIRECT on the open file; False where the filesystem refuses it."""
+def _direct_taken(fd: int) -> bool:
+    """Switch O_DIRECT on for the open file; False where the filesystem refuses it."""
     if not _O_DIRECT:
         return False
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     try:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _O_DIRECT)
     except OSError as exc:
         if exc.errno == errno.EINVAL:
             return False
@@ -53,7 +52,7 @@ class HashingPipeline:
 
     def __init__(self, fd: int, *, direct: bool):
         self.sha256 = hashlib.sha256()
-        self.direct = direct and _set_direct(fd, True)
+        self.direct = direct and _direct_taken(fd)
         self._fd = fd
         self._free: queue.Queue = queue.Queue()
         for _ in range(BUFFERS):
@@ -140,7 +139,7 @@ class HashingPipeline:
     def _write_all(self, view: memoryview) -> None:
         if self.direct and len(view) % mmap.PAGESIZE:
             # The last piece is not a whole number of blocks: O_DIRECT refuses it.
-            self.direct = not _set_direct(self._fd, False)
+            self._go_buffered()
         while view:
             try:
                 written = os.write(self._fd, view)
@@ -149,6 +148,11 @@ class HashingPipeline:
                 # mounts): go on buffered.
                 if exc.errno != errno.EINVAL or not self.direct:
                     raise
-                self.direct = not _set_direct(self._fd, False)
+                self._go_buffered()
                 continue
             view = view[written:]
+
+    def _go_buffered(self) -> None:
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~_O_DIRECT)
+        self.direct = False

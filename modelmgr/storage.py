@@ -68,16 +68,17 @@ class StagingWriter:
         directory: Path | None = None,
     ):
         self.limit = limit
-        self._hash = hashlib.sha256()
         self.size = 0
         # ``directory``: a staging folder on the target store's filesystem, where
         # commit's rename must land (staging_dir() is the configured store's).
         fd, name = tempfile.mkstemp(dir=directory or staging_dir(), prefix="stage-", suffix=suffix)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=0)
-        self._pipeline: HashingPipeline | None = None
-        if pipelined:
-            self._pipeline = HashingPipeline(fd, direct=settings.MODELMGR_STAGING_DIRECT_IO)
+        # Inline, the caller's thread hashes; pipelined, the pipeline's thread does.
+        self._hash = None if pipelined else hashlib.sha256()
+        self._pipeline = (
+            HashingPipeline(fd, direct=settings.MODELMGR_STAGING_DIRECT_IO) if pipelined else None
+        )
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
